@@ -1,0 +1,246 @@
+"""The ``nasatlas`` command line.
+
+    nasatlas list spaces [--json]
+    nasatlas spaces list | show NAME | sample NAME -n 5 --seed 0 | cardinality [NAME|FILE ...] [--unique] [--json]
+    nasatlas spaces cost SPACE --arch STRING [--net PRESET] [--json]
+
+Errors in user input print one line naming the problem and the fix, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+
+def _parse_params(items: Sequence[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param {item!r}: write it as key=value, e.g. --param nodes=3")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=None if isinstance(obj, list) else 2))
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .listing import list_components
+    rows = list_components(args.what)
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['name']:<16} {r.get('description', '')}")
+    return 0
+
+
+def _cmd_spaces_show(args: argparse.Namespace) -> int:
+    from nasatlas.spaces.declaration import load_space
+    space = load_space(args.name, **_parse_params(args.param))
+    desc = space.describe()
+    if args.json:
+        _print_json(desc)
+        return 0
+    print(f"{space.name}: {space.description}")
+    for s in space.sources:
+        print(f"  source: {s}")
+    print(f"  cardinality: {space.cardinality():,}")
+    for k, note in desc["counts"].items():
+        print(f"  {k}: {note}")
+    print(f"  {space.width} decisions:")
+    for d in space.decisions:
+        print(f"    {d.name:<34} {d.size:>3} options: {', '.join(d.choices)}")
+    return 0
+
+
+def _cmd_spaces_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+    from nasatlas.spaces.declaration import load_space
+    space = load_space(args.name, **_parse_params(args.param))
+    rows = space.sample(np.random.default_rng(args.seed), args.n, over=args.over)
+    strings = [space.to_str(r) for r in rows]
+    if args.json:
+        _print_json([{"space": space.name, "arch": s, "canonical_id": space.canonical_id(r)}
+                     for s, r in zip(strings, rows)])
+    else:
+        print("\n".join(strings))
+    return 0
+
+
+def _cmd_spaces_cardinality(args: argparse.Namespace) -> int:
+    from .cardinality import cardinality_rows
+    rows = cardinality_rows(args.names or None, unique=args.unique)
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            extra = "  ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in r.items()
+                              if k not in ("space", "cardinality"))
+            print(f"{r['space']:<14} {r['cardinality']:>48,}  {extra}")
+    return 0
+
+
+def _cmd_spaces_cost(args: argparse.Namespace) -> int:
+    from nasatlas.spaces.build import cost_report
+    from nasatlas.spaces.declaration import load_space
+    space = load_space(args.space, **_parse_params(args.param))
+    report = cost_report(space, space.from_str(args.arch), net=args.net)
+    if args.json:
+        _print_json(report)
+    else:
+        for k, v in report.items():
+            print(f"{k:<16} {v:,}" if isinstance(v, int) else f"{k:<16} {v}")
+    return 0
+
+
+def _parse_vars(items: Sequence[str] | None) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--var {item!r}: write it as VAR=VALUE, e.g. --var NB201_TABLE=/data/nb201.parquet")
+        out[key] = value
+    return out
+
+
+def _run(path: str, text: str, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .report import write_report
+    from .runner import run_study
+    from .studyfile import parse_study, read_toml_text
+    raw = read_toml_text(text, path)
+    study = parse_study(raw, where=path, profile=args.profile, variables=_parse_vars(args.var))
+    out = Path(args.out or Path("runs") / study.name)
+    summary = run_study(study, out, workers=args.workers, executor=args.executor, scheduler=args.scheduler,
+                        resume=args.resume, progress=not args.quiet, study_text=text)
+    report = write_report(out)
+    print(f"{study.name}: {summary.evaluated} evaluated, {summary.replayed} replayed from the log, "
+          f"{summary.failed} failed, {summary.seconds:.1f} s; log: {out / 'evaluations'}; report: {report}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+    p = Path(args.study)
+    if not p.is_file():
+        raise ValueError(f"study file {args.study!r} does not exist; `nasatlas list studies` shows packaged ones")
+    return _run(str(p), p.read_text(), args)
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from .packaged import study_text
+    name, text = study_text(args.name)
+    return _run(name, text, args)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+    print(write_report(args.run_dir))
+    return 0
+
+
+def _cmd_results(args: argparse.Namespace) -> int:
+    from .summary import results_table
+    table = results_table(args.run_dir, best=args.best)
+    if args.csv:
+        print(table.to_csv(index=False), end="")
+    else:
+        print(table.to_string(index=False))
+    return 0
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=None, help="run directory (default runs/<study name>)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--executor", choices=["local", "dask"], default="local")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a LocalCluster)")
+    p.add_argument("--resume", action="store_true", help="continue the run directory; logged trials are replayed")
+    p.add_argument("--profile", default=None, help="a [profiles.NAME] of the study file, e.g. smoke or full")
+    p.add_argument("--var", action="append", metavar="VAR=VALUE", help="fill ${VAR} placeholders")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nasatlas", description="Benchmark NAS search spaces and measure their density.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    pl = sub.add_parser("list", help="list registered components")
+    pl.add_argument("what", choices=["spaces", "searchers", "evaluators", "studies"])
+    pl.add_argument("--json", action="store_true")
+    pl.set_defaults(fn=_cmd_list)
+
+    ps = sub.add_parser("spaces", help="inspect search spaces")
+    ssub = ps.add_subparsers(dest="spaces_command", required=True)
+    sl = ssub.add_parser("list", help="list registered spaces")
+    sl.add_argument("--json", action="store_true")
+    sl.set_defaults(fn=_cmd_list, what="spaces")
+    sh = ssub.add_parser("show", help="decisions, counts and sources of a space")
+    sh.add_argument("name", help="a registered space or a declaration file (.toml/.json)")
+    sh.add_argument("--param", action="append", metavar="KEY=VALUE")
+    sh.add_argument("--json", action="store_true")
+    sh.set_defaults(fn=_cmd_spaces_show)
+    sa = ssub.add_parser("sample", help="seeded uniform samples")
+    sa.add_argument("name")
+    sa.add_argument("-n", type=int, default=5)
+    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--over", choices=["nominal", "unique"], default="nominal")
+    sa.add_argument("--param", action="append", metavar="KEY=VALUE")
+    sa.add_argument("--json", action="store_true")
+    sa.set_defaults(fn=_cmd_spaces_sample)
+    sc = ssub.add_parser("cardinality", help="exact counts (all registered spaces by default)")
+    sc.add_argument("names", nargs="*", help="registered names or declaration files")
+    sc.add_argument("--unique", action="store_true", help="also count isomorphism classes where computed")
+    sc.add_argument("--json", action="store_true")
+    sc.set_defaults(fn=_cmd_spaces_cardinality)
+    so = ssub.add_parser("cost", help="parameters and MACs of one architecture's network")
+    so.add_argument("space")
+    so.add_argument("--arch", required=True, help="the architecture string")
+    so.add_argument("--net", default=None, help="network preset (default: the paper's evaluation network)")
+    so.add_argument("--param", action="append", metavar="KEY=VALUE")
+    so.add_argument("--json", action="store_true")
+    so.set_defaults(fn=_cmd_spaces_cost)
+    pr = sub.add_parser("run", help="run a study file")
+    pr.add_argument("study")
+    _add_run_options(pr)
+    pr.set_defaults(fn=_cmd_run)
+    pst = sub.add_parser("study", help="run a packaged study by name (nasatlas list studies)")
+    pst.add_argument("name")
+    _add_run_options(pst)
+    pst.set_defaults(fn=_cmd_study)
+    prep = sub.add_parser("report", help="(re)build a run directory's report")
+    prep.add_argument("run_dir")
+    prep.set_defaults(fn=_cmd_report)
+    pres = sub.add_parser("results", help="summary table of a run directory's log")
+    pres.add_argument("run_dir")
+    pres.add_argument("--best", action="store_true", help="the best architecture per searcher and repeat")
+    pres.add_argument("--csv", action="store_true")
+    pres.set_defaults(fn=_cmd_results)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nasatlas`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        print(f"nasatlas: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""The study runner: ``ask -> evaluate -> tell -> append``, reproducible, resumable, parallel.
+
+Every (searcher, repeat) pair is a *run* with its own seed spawned from the study seed
+(``numpy.random.SeedSequence(seed, spawn_key=(searcher index, repeat))``); each trial's evaluation
+seed is spawned from the run's. The loop is batch-synchronous: each active run asks for
+``batch_size`` proposals, all pending evaluations go to the executor together, and results are told
+back in trial order — so the trajectory does not depend on the number of workers, and the log of a
+run killed at any moment and resumed with ``--resume`` holds exactly the rows of an uninterrupted run:
+on resume each searcher is replayed from the log (asked and told the logged results, without
+re-evaluating) and only missing trials are evaluated.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from nasatlas.results import EvalResult, ResultLog, make_record, package_version
+from nasatlas.spaces import Space
+from nasatlas.spaces.declaration import space_from_dict
+
+from .executors import EvalTask, make_executor, run_tasks
+from .studyfile import Study
+
+__all__ = ["run_study", "RunSummary", "build_space", "run_seed", "trial_seed"]
+
+INT63 = (1 << 63) - 1
+
+
+def build_space(study: Study) -> Space:
+    decl = study.space if "blocks" in study.space else {"space": study.space["name"],
+                                                         "params": study.space.get("params", {})}
+    return space_from_dict(decl, where=f"{study.source} [space]")
+
+
+def run_seed(study_seed: int, searcher_index: int, repeat: int) -> np.random.SeedSequence:
+    """The seed sequence of one (searcher, repeat) run."""
+    return np.random.SeedSequence(study_seed, spawn_key=(searcher_index, repeat))
+
+
+def trial_seed(study_seed: int, searcher_index: int, repeat: int, trial: int) -> int:
+    """The int64 seed of one evaluation."""
+    ss = np.random.SeedSequence(study_seed, spawn_key=(searcher_index, repeat, 1, trial))
+    return int(ss.generate_state(1, np.uint64)[0]) & INT63
+
+
+@dataclass
+class _Run:
+    label: str
+    index: int
+    repeat: int
+    searcher: Any
+    params: dict[str, Any]
+    done: int = 0
+    failed: int = 0
+    best: float = float("-inf")
+    simulated: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    finished: bool = False
+
+
+@dataclass
+class RunSummary:
+    """What a run did: rows evaluated now, rows replayed from the log, failures, the directory."""
+
+    out: Path
+    evaluated: int
+    replayed: int
+    failed: int
+    seconds: float
+
+
+def _make_searcher(study: Study, index: int, repeat: int, space: Space) -> tuple[Any, dict[str, Any]]:
+    from nasatlas.searchers.registry import get_searcher
+    comp = study.searchers[index]
+    s = get_searcher(comp.name, **comp.params)
+    rng = np.random.default_rng(run_seed(study.seed, index, repeat))
+    objective = study.objective
+    s.start(space, rng, objective=objective, mode=study.mode)
+    return s, {"searcher": {"name": comp.name, **s.params()}}
+
+
+def _objective(study: Study, result: EvalResult) -> float | None:
+    if not result.ok or study.objective not in result.metrics:
+        return None
+    v = result.metrics[study.objective]
+    return v if study.mode == "max" else -v
+
+
+def prepare_out(study: Study, out: Path, resume: bool, study_text: str | None) -> ResultLog:
+    """Create the run directory (refusing to mix a finished run unless ``resume``), save the study."""
+    ev = out / "evaluations"
+    if ev.exists() and any(ev.iterdir()) and not resume:
+        raise ValueError(f"{out} already holds a log; pass --resume to continue it or --out to start elsewhere")
+    out.mkdir(parents=True, exist_ok=True)
+    if study_text is not None:
+        (out / "study.toml").write_text(study_text)
+    (out / "study.resolved.json").write_text(study.to_json())
+    log = ResultLog(ev)
+    log.roll_orphans(force=True)
+    return log
+
+
+def run_study(study: Study, out: str | Path, *, workers: int = 1, executor: str = "local",
+              scheduler: str | None = None, resume: bool = False, progress: bool = True,
+              study_text: str | None = None, data_root: str | None = None) -> RunSummary:
+    """Execute a study and log every evaluation under ``out/evaluations``.
+
+    Args:
+        study: the parsed study.
+        out: run directory.
+        workers: parallel evaluation processes (1 = evaluate in this process).
+        executor: ``"local"`` (process pool) or ``"dask"`` (``scheduler`` address or a LocalCluster).
+        resume: continue a run directory: logged trials are replayed, not re-evaluated.
+        progress: print per-searcher progress to stderr.
+        study_text: the study file's text, saved beside the log.
+    """
+    t0 = time.monotonic()
+    out = Path(out)
+    space = build_space(study)
+    log = prepare_out(study, out, resume, study_text)
+    logged = _logged_results(log, study) if resume else {}
+    runs = []
+    for i, comp in enumerate(study.searchers):
+        for r in range(study.repeats):
+            s, params = _make_searcher(study, i, r, space)
+            runs.append(_Run(comp.label, i, r, s, params))
+    version = package_version()
+    host = socket.gethostname()
+    evaluated = replayed = failed = 0
+    budget_evals = study.budget.get("evaluations")
+    sim_limit = study.budget.get("simulated_seconds")
+    wall_limit = study.budget.get("wall_seconds")
+    pool: Executor | None = make_executor(executor, workers, scheduler)
+    try:
+        while True:
+            active = [run for run in runs if not run.finished]
+            if not active:
+                break
+            if wall_limit is not None and time.monotonic() - t0 > wall_limit:
+                break
+            batch: list[tuple[_Run, Any]] = []
+            for run in active:
+                n = study.batch_size if budget_evals is None else min(study.batch_size, budget_evals - run.done)
+                props = run.searcher.ask(n) if n > 0 else []
+                if not props:
+                    run.finished = True
+                batch.extend((run, p) for p in props)
+            if not batch:
+                break
+            # replay what the log already holds; evaluate the rest
+            todo: list[tuple[_Run, Any, EvalTask]] = []
+            results: dict[int, tuple[EvalResult, Any, Any]] = {}
+            for k, (run, prop) in enumerate(batch):
+                key = (run.label, run.repeat, prop.trial)
+                if key in logged:
+                    results[k] = (logged[key], None, None)
+                    continue
+                budget = dict(prop.budget or {})
+                task = EvalTask(space_decl=_space_decl(study), evaluator=study.evaluator, extra=study.extra_evaluators,
+                                data=study.data, row=prop.row, budget=budget,
+                                seed=trial_seed(study.seed, run.index, run.repeat, prop.trial), device=study.device,
+                                data_root=data_root)
+                todo.append((run, prop, task))
+            outcomes = run_tasks(pool, [t for _, _, t in todo])
+            it = iter(outcomes)
+            for k in range(len(batch)):
+                if k not in results:
+                    results[k] = next(it)
+            records = []
+            for k, (run, prop) in enumerate(batch):
+                result, extra, timing = results[k]
+                run.searcher.tell(prop, result)
+                run.done += 1
+                if timing is None:
+                    replayed += 1
+                else:
+                    evaluated += 1
+                    arch = space.archs(np.asarray([prop.row]))[0]
+                    metrics = dict(result.metrics)
+                    for label, name_values in (extra or {}).items():
+                        for name, v in name_values.items():
+                            metrics[f"{label}_{name}"] = v
+                    res = EvalResult(status=result.status, metrics=metrics, costs=result.costs, error=result.error,
+                                     budget=result.budget)
+                    records.append(make_record(
+                        res, study=study.name, run_id=study.name, trial=prop.trial, repeat=run.repeat,
+                        searcher=run.label, space=space.name, arch=space.to_str(arch),
+                        canonical_id=space.canonical_id(arch), evaluator=study.evaluator.name,
+                        seed=trial_seed(study.seed, run.index, run.repeat, prop.trial),
+                        started_at=timing[0], finished_at=timing[1], params=_params(study, run),
+                        host=host, device=study.device, nasatlas_version=version))
+                if not result.ok:
+                    run.failed += 1
+                    failed += 1 if timing is not None else 0
+                obj = _objective(study, result)
+                if obj is not None:
+                    run.best = max(run.best, obj)
+                run.simulated += float(result.costs.get("simulated_seconds", 0.0) or 0.0)
+                if budget_evals is not None and run.done >= budget_evals:
+                    run.finished = True
+                if sim_limit is not None and run.simulated >= sim_limit:
+                    run.finished = True
+            if records:
+                log.append(records)
+            if progress:
+                _progress(runs, study, budget_evals, t0)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+        log.close()
+        log.roll_orphans(force=True)
+    return RunSummary(out, evaluated, replayed, failed, time.monotonic() - t0)
+
+
+def _space_decl(study: Study) -> dict[str, Any]:
+    return study.space if "blocks" in study.space else {"space": study.space["name"],
+                                                         "params": study.space.get("params", {})}
+
+
+def _params(study: Study, run: _Run) -> dict[str, Any]:
+    return {**run.params, "evaluator": {"name": study.evaluator.name, **study.evaluator.params},
+            "space": _space_decl(study), "study_seed": study.seed,
+            **({"data": {"name": study.data.name, **study.data.params}} if study.data else {})}
+
+
+def _logged_results(log: ResultLog, study: Study) -> dict[tuple[str, int, int], EvalResult]:
+    df = log.read(filters={"study": study.name})
+    out: dict[tuple[str, int, int], EvalResult] = {}
+    for row in df.to_dict("records"):
+        res = EvalResult.from_row(row)
+        # metrics of extra evaluators are not shown to searchers
+        extra = {f"{c.label}_" for c in study.extra_evaluators}
+        res = EvalResult(status=res.status, metrics={k: v for k, v in res.metrics.items()
+                                                     if not any(k.startswith(p) for p in extra)},
+                         costs=res.costs, error=res.error, budget=res.budget)
+        out[(str(row["searcher"]), int(row["repeat"]), int(row["trial"]))] = res
+    return out
+
+
+def _progress(runs: Sequence[_Run], study: Study, budget_evals: int | None, t0: float) -> None:
+    by_label: dict[str, list[_Run]] = {}
+    for r in runs:
+        by_label.setdefault(r.label, []).append(r)
+    parts = []
+    for label, rs in by_label.items():
+        done = sum(r.done for r in rs)
+        total = (budget_evals or 0) * len(rs)
+        best = max((r.best for r in rs), default=float("-inf"))
+        best_txt = "-" if best == float("-inf") else f"{best if study.mode == 'max' else -best:.4g}"
+        elapsed = time.monotonic() - t0
+        eta = f"{elapsed / max(done, 1) * (total - done):.0f}s" if total else "?"
+        parts.append(f"{label}: {done}/{total or '?'} best={best_txt} eta={eta}")
+    print("[" + study.name + "] " + " | ".join(parts), file=sys.stderr, flush=True)
+
