@@ -69,15 +69,21 @@ _IMNET16 = "train_data_batch_1 ... train_data_batch_10 and val_data (pickled dic
 
 # ----------------------------------------------------------------------------- restricted pickles
 
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles use it for bytes (``latin1`` only, no codec lookup)."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError(f"refused _codecs.encode with encoding {encoding!r}: data pickles only use 'latin1'")
+    return text.encode("latin1")
+
+
 def _numpy_globals() -> dict[tuple[str, str], Any]:
     """The exact globals a pickled numpy array (protocols 2-5, numpy 1.x and 2.x) refers to."""
     try:  # numpy >= 2 keeps the implementation in numpy._core; numpy.core is a deprecated alias
         from numpy._core import multiarray, numeric
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core import multiarray, numeric  # type: ignore[no-redef]
-    import codecs
     table: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-                                          ("_codecs", "encode"): codecs.encode}
+                                          ("_codecs", "encode"): _latin1_encode}
     for mod in ("numpy.core", "numpy._core"):
         table[(f"{mod}.multiarray", "_reconstruct")] = multiarray._reconstruct
         table[(f"{mod}.multiarray", "scalar")] = multiarray.scalar
@@ -88,8 +94,9 @@ def _numpy_globals() -> dict[tuple[str, str], Any]:
 #: every (module, name) a restricted pickle may refer to: rebuilding a numpy array or scalar
 #: (``ndarray``, ``dtype``, ``multiarray._reconstruct``, ``multiarray.scalar``, ``numeric._frombuffer``
 #: under both ``numpy.core`` and ``numpy._core``) and ``_codecs.encode``, which protocol-2 pickles
-#: written by Python 3 use to store ``bytes``. dicts, lists, tuples, str, bytes, int and float need
-#: no global at all. Object arrays are rebuilt element by element through the same filter.
+#: written by Python 3 use to store ``bytes`` (served by a stand-in that only accepts ``latin1``).
+#: dicts, lists, tuples, str, bytes, int and float need no global at all. Object arrays are rebuilt
+#: element by element through the same filter.
 ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset({
     ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
     *((f"{m}.multiarray", n) for m in ("numpy.core", "numpy._core") for n in ("_reconstruct", "scalar")),
@@ -371,7 +378,8 @@ def _raw_imagenet16(root: str | Path | None, info: dict[str, Any], *, max_label:
 
     def read(p: Path) -> tuple[np.ndarray, np.ndarray]:
         x, y = _read_pickled_batch(p, name, 16)
-        _check_labels(name, y - 1, 1000, f"{p} (1-based)")
+        if y.size and (y.min() < 1 or y.max() > 1000):
+            raise ValueError(f"{name}: labels in {p} span {y.min()}..{y.max()}, expected the released 1-based 1..1000")
         keep = y <= max_label  # NAS-Bench-201 keeps the first `max_label` classes
         return x[keep], y[keep] - 1
 

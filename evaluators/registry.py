@@ -10,18 +10,20 @@ __all__ = ["EVALUATORS", "DATASETS", "get_evaluator", "list_evaluators", "regist
 
 EVALUATORS: Registry[Any] = Registry("evaluator", {
     "tabular": "nasatlas.evaluators.tabular:TabularEvaluator",
+    "cost": "nasatlas.evaluators.cost_eval:CostEvaluator",
+    "train": "nasatlas.evaluators.train:TrainEvaluator",
 })
 
 
 #: data sets the ``train`` evaluator and one-shot searchers train on (``[data]`` in a study file)
 DATASETS: Registry[Any] = Registry("data set", {
-    "digits": "nasatlas.evaluators.datasets:digits",
-    "mnist5k": "nasatlas.evaluators.datasets:mnist5k",
-    "cifar10": "nasatlas.evaluators.datasets:cifar10",
-    "imagenet16-120": "nasatlas.evaluators.datasets:imagenet16_120",
-    "shapes": "nasatlas.evaluators.datasets:shapes",
-    "cityscapes": "nasatlas.evaluators.datasets:cityscapes",
-    "voc": "nasatlas.evaluators.datasets:voc",
+    "digits": "nasatlas.evaluators.data:digits",
+    "mnist5k": "nasatlas.evaluators.data:mnist5k",
+    "cifar10": "nasatlas.evaluators.data:cifar10",
+    "imagenet16-120": "nasatlas.evaluators.data:imagenet16_120",
+    "shapes": "nasatlas.evaluators.data:shapes",
+    "cityscapes": "nasatlas.evaluators.data:cityscapes",
+    "voc": "nasatlas.evaluators.data:voc",
 })
 
 

@@ -3,10 +3,12 @@ restricted unpickler, deterministic disjoint splits, the synthetic shapes set an
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,6 +27,8 @@ from nasatlas.evaluators.data import (
     restricted_load,
     stratified_split,
 )
+from nasatlas.evaluators.data import cityscapes as cityscapes_factory
+from nasatlas.evaluators.data import shapes as shapes_factory
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -43,6 +47,7 @@ def _check_cls(d, n_channels: int, hw: tuple[int, int], num_classes: int) -> Non
         assert x.is_contiguous()
         assert 0 <= int(y.min()) and int(y.max()) < num_classes
     assert d.input_shape == (n_channels, *hw) and d.num_classes == num_classes
+    assert json.loads(json.dumps(d.describe()))["input_shape"] == [n_channels, *hw]
     assert torch.allclose(d.x_train.mean(dim=(0, 2, 3)), torch.zeros(n_channels), atol=1e-4)
     assert torch.allclose(d.x_train.std(dim=(0, 2, 3)), torch.ones(n_channels), atol=1e-3)
     for a, b in (("train", "valid"), ("train", "test"), ("valid", "test")):
@@ -73,11 +78,11 @@ def test_digits_shapes_normalisation_and_contents(digits):
 
 
 def test_splits_deterministic_per_seed_different_across_seeds_and_leave_global_rng(digits):
-    np_state, torch_state = np.random.get_state()[1].copy(), torch.get_rng_state().clone()
+    np_state, torch_state = pickle.dumps(np.random.get_state()), torch.get_rng_state().clone()
     again = load_classification("digits", seed=0)
     other = load_classification("digits", seed=1)
     from_gen = load_classification("digits", seed=np.random.default_rng(0))
-    assert np.array_equal(np.random.get_state()[1], np_state) and torch.equal(torch.get_rng_state(), torch_state)
+    assert pickle.dumps(np.random.get_state()) == np_state and torch.equal(torch.get_rng_state(), torch_state)
     for split in ("train", "valid", "test"):
         assert np.array_equal(again.indices[split], digits.indices[split])
         assert torch.equal(getattr(again, f"x_{split}"), getattr(digits, f"x_{split}"))
@@ -169,6 +174,10 @@ def test_restricted_unpickler_refuses_os_system_and_eval(tmp_path):
     bad.write_bytes(pickle.dumps({"x": eval}))  # builtins.eval by reference
     with pytest.raises(ValueError, match=r"builtins\.eval"):  # UnsafePickleError is a ValueError too
         restricted_load(bad)
+    # an allowed name used with anything but what pickle itself writes: _codecs.encode with a codec lookup
+    bad.write_bytes(b"\x80\x02c_codecs\nencode\nq\x00X\x01\x00\x00\x00xX\x09\x00\x00\x00rot13_odd\x86R.")
+    with pytest.raises(UnsafePickleError, match="encoding 'rot13_odd'"):
+        restricted_load(bad)
     # through the CIFAR-10 python-format loader, with a real test batch beside it
     bad.write_bytes(pickle.dumps({"data": _Evil(marker), "labels": [0]}))
     _write_cifar_py(tmp_path, [], _cifar_records(4, seed=9))
@@ -180,8 +189,9 @@ def test_restricted_unpickler_refuses_os_system_and_eval(tmp_path):
 
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])
 def test_restricted_unpickler_reads_numpy_arrays_at_every_protocol(tmp_path, protocol):
-    obj = {b"data": np.arange(12, dtype=np.uint8).reshape(2, 6), "labels": [np.int64(3), 4], "f": np.float32(0.5),
-           "batch_label": b"training batch 1 of 5", "o": np.array([1, "a"], dtype=object)}
+    obj: dict[Any, Any] = {b"data": np.arange(12, dtype=np.uint8).reshape(2, 6), "labels": [np.int64(3), 4],
+                           "f": np.float32(0.5), "batch_label": b"training batch 1 of 5",
+                           "o": np.array([1, "a"], dtype=object)}
     (tmp_path / "p").write_bytes(pickle.dumps(obj, protocol=protocol))
     back = restricted_load(tmp_path / "p")
     assert np.array_equal(back[b"data"], obj[b"data"]) and back["labels"] == [3, 4] and back["f"] == 0.5
@@ -332,8 +342,9 @@ def test_shapes_synthetic_deterministic_and_well_formed():
         assert torch.equal(getattr(a, f), getattr(b, f))
         assert not torch.equal(getattr(a, f), getattr(c, f))
     assert not torch.equal(a.y_train[:8], a.y_valid)  # validation is drawn independently
-    default = load_segmentation("shapes", seed=0, n=8)
+    default = shapes_factory(seed=0, n=8)  # the per-name factory a data-set registry points at
     assert default.input_shape == (3, 64, 64) and default.y_valid.shape[0] == 2
+    assert json.loads(json.dumps(default.describe()))["synthetic"] is True
 
 
 # ----------------------------------------------------------------------------- Cityscapes fixture
@@ -376,6 +387,7 @@ def test_cityscapes_tree_maps_label_ids_to_train_ids(tmp_path):
     assert small.x_train.shape == (1, 3, 16, 16) and small.y_train.shape == (1, 16, 16)
     assert torch.equal(small.y_train[0, :8, :8], torch.zeros(8, 8, dtype=torch.int64))  # road, top-left
     assert torch.equal(small.y_train[0, 8:, 8:], torch.full((8, 8), 11))  # person, bottom-right
+    assert json.loads(json.dumps(d.describe()))["files"] == {"train": 1, "val": 1}
 
 
 def test_cityscapes_missing_layout_errors(tmp_path):
@@ -459,3 +471,5 @@ def test_segmentation_name_and_parameter_errors(tmp_path):
         load_segmentation("shapes", n=-1)
     with pytest.raises(ValueError, match="pass root="):
         load_segmentation("voc")
+    with pytest.raises(ValueError, match="cityscapes loads from a directory: pass root="):
+        cityscapes_factory()

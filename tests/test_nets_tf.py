@@ -130,7 +130,7 @@ def test_enas_micro_arc_decodes_to_the_published_cells() -> None:
         ({"used_hiddenstates": [1, 2, 0, 0, 0, 0, 0]}, "used_hiddenstates=.* only 0 and 1"),
         ({"operations": ("sep_conv_3x3",) * 9}, "operations has length 9"),
         ({"operations": ("separable_3x3_2",) * 10}, r"operations\[0\]='separable_3x3_2' .*from_tf"),
-        ({"combine": "concat"}, "combine='concat'"),
+        ({"combine": "mul"}, "combine='mul'"),
     ],
 )
 def test_malformed_spec_raises_naming_the_field(kwargs: dict[str, Any], field: str) -> None:

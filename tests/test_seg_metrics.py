@@ -7,8 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import confusion_matrix as sk_confusion_matrix
-
 from nasatlas.evaluators.metrics import (
     confusion_matrix,
     iou_per_class,
@@ -17,25 +15,26 @@ from nasatlas.evaluators.metrics import (
     pixel_accuracy,
     top1_accuracy,
 )
+from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 # target / prediction of one 2x3 image, 3 classes; the 255 pixel is ignored whatever is predicted there,
 # and class 2 is predicted only at that ignored pixel: absent from both, so it leaves the mean.
 TARGET = torch.tensor([[0, 1, 1], [1, 0, 255]])
-PRED = torch.tensor([[0, 1, 0], [1, 1, 2]])
+PRED = torch.tensor([[0, 1, 0], [0, 0, 2]])
 
 
 def test_confusion_matrix_by_hand_rows_are_targets():
     cm = confusion_matrix(PRED, TARGET, num_classes=3)
-    # rows = target, columns = prediction: t0 -> p0 once, t0 -> p1 once; t1 -> p1 twice, t1 -> p0 once
-    assert torch.equal(cm, torch.tensor([[1, 1, 0], [1, 2, 0], [0, 0, 0]]))
+    # rows = target, columns = prediction: t0 -> p0 twice; t1 -> p1 once, t1 -> p0 twice
+    assert torch.equal(cm, torch.tensor([[2, 0, 0], [2, 1, 0], [0, 0, 0]]))
     assert cm.dtype == torch.int64 and int(cm.sum()) == 5
 
 
 def test_mean_iou_excludes_class_absent_from_both():
-    # IoU0 = 1 / (2 + 2 - 1) = 1/3 ; IoU1 = 2 / (3 + 3 - 2) = 1/2 ; class 2: union 0 -> NaN, excluded
+    # IoU0 = 2 / (2 + 4 - 2) = 1/2 ; IoU1 = 1 / (3 + 1 - 1) = 1/3 ; class 2: union 0 -> NaN, excluded
     iou = iou_per_class(confusion_matrix(PRED, TARGET, 3))
-    assert iou[0].item() == pytest.approx(1 / 3) and iou[1].item() == pytest.approx(1 / 2) and math.isnan(iou[2])
-    assert mean_iou(PRED, TARGET, 3) == pytest.approx((1 / 3 + 1 / 2) / 2)
+    assert iou[0].item() == pytest.approx(1 / 2) and iou[1].item() == pytest.approx(1 / 3) and math.isnan(iou[2])
+    assert mean_iou(PRED, TARGET, 3) == pytest.approx((1 / 2 + 1 / 3) / 2)  # 5/12, not 5/18
     assert pixel_accuracy(PRED, TARGET) == pytest.approx(3 / 5)
     # without the ignore label the 255 target is out of range: an error, not a silent class
     with pytest.raises(ValueError, match="target holds classes 0..255 outside 0..2"):

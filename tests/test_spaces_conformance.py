@@ -23,7 +23,7 @@ from nasatlas.spaces.testing import (
 
 SMALL_VARIANTS = [
     ("darts", {"nodes": 2, "ops": ["sep_conv_3x3", "max_pool_3x3"]}),
-    ("nasnet", {"blocks": 2, "ops": ["sep_conv_3x3", "skip_connect"], "combine": ["add", "concat"]}),
+    ("nasnet", {"blocks": 1, "ops": ["sep_conv_3x3", "skip_connect"], "combine": ["add", "concat"]}),
     ("pnas", {"blocks": 2, "ops": ["sep_conv_3x3", "max_pool_3x3"]}),
     ("enas_micro", {"blocks": 1, "ops": ["sep_conv_3x3", "avg_pool_3x3"]}),
     ("autodeeplab", {"layers": 4, "blocks": 1}),
