@@ -182,7 +182,7 @@ class TrainEvaluator(Evaluator):
         if self.net is None and family not in CALIBRATED_NETS:
             raise ValueError(f"train: no calibrated CPU network for space {space.name!r} (family {family!r}); "
                              f"give net = {{preset = \"tiny\", ...}} explicitly")
-        net = dict(CALIBRATED_NETS.get(family, {})) if self.net is None else (
+        net: dict[str, Any] = dict(CALIBRATED_NETS.get(family, {})) if self.net is None else (
             {"preset": self.net} if isinstance(self.net, str) else dict(self.net))
         net["num_classes"] = data.num_classes
         net["input"] = tuple(data.input_shape)
