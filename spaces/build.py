@@ -79,7 +79,18 @@ def default_preset(space: Space) -> str:
     return next(iter(presets(space)))
 
 
+#: keys a family's builder reads beyond those its presets set
+_EXTRA_KEYS: dict[str, tuple[str, ...]] = {
+    "darts": ("drop_path_prob",), "nb101": ("bn_momentum",), "tf_cell": ("auxiliary",),
+}
+#: integer keys that must be >= 1
+_POSITIVE_INT_KEYS = ("C", "N", "layers", "num_classes", "num_cells", "num_conv_filters", "F", "aspp_depth",
+                      "low_level_channels", "decoder_channels", "stem_channels", "num_stacks",
+                      "num_cells_per_stack")
+
+
 def _resolve(space: Space, net: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The full keyword set of a preset name or an override dict, validated field by field."""
     table = presets(space)
     if net is None:
         net = default_preset(space)
@@ -87,8 +98,22 @@ def _resolve(space: Space, net: str | Mapping[str, Any] | None) -> dict[str, Any
         if net not in table:
             raise ValueError(f"space {space.name!r}: unknown net preset {net!r}; presets: {sorted(table)}")
         return dict(table[net])
-    cfg = dict(table[str(net.get("preset", default_preset(space)))])
-    cfg.update({k: v for k, v in net.items() if k != "preset"})
+    preset = str(net.get("preset", default_preset(space)))
+    if preset not in table:
+        raise ValueError(f"space {space.name!r}: net.preset={preset!r} is unknown; presets: {sorted(table)}")
+    cfg = dict(table[preset])
+    allowed = {k for p in table.values() for k in p} | set(_EXTRA_KEYS.get(str(space.family), ()))
+    for k, v in net.items():
+        if k == "preset":
+            continue
+        if k not in allowed:
+            raise ValueError(f"space {space.name!r}: net.{k} is not a setting of the {space.family} network; "
+                             f"settings: {sorted(allowed)}")
+        if k in _POSITIVE_INT_KEYS and v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"space {space.name!r}: net.{k}={v!r} must be an integer >= 1")
+        if k == "input" and (len(v) != 3 or any(not isinstance(x, int) or x < 1 for x in v)):
+            raise ValueError(f"space {space.name!r}: net.input={v!r} must be three positive integers (C, H, W)")
+        cfg[k] = tuple(v) if k == "input" else v
     return cfg
 
 

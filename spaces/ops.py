@@ -213,7 +213,8 @@ class FactorizedReduce(nn.Module):
 
 
 class Pooling(nn.Module):
-    """3x3 average (``count_include_pad=False``) or max pooling, padding 1 (DARTS/NB201 pools).
+    """KxK average (``count_include_pad=False``) or max pooling, padding K//2 (DARTS/NB201 pools are 3x3;
+    NASNet's space adds 5x5 and 7x7 max pooling, Zoph et al. 2018, Sec. 3).
 
     When ``C_in != C_out`` NAS-Bench-201 first maps channels with a 1x1 ReLU-Conv-BN; DARTS pools
     never change channels.
@@ -229,17 +230,20 @@ class Pooling(nn.Module):
         *,
         bias: bool = False,
         track_running_stats: bool = True,
+        kernel_size: int = 3,
     ) -> None:
         super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be an odd positive integer, got {kernel_size!r}")
         self.preprocess: nn.Module | None = None
         if C_in != C_out:
             self.preprocess = ReLUConvBN(C_in, C_out, 1, 1, 0, 1, affine, bias=bias,
                                          track_running_stats=track_running_stats)
         self.op: nn.Module
         if mode == "avg":
-            self.op = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+            self.op = nn.AvgPool2d(kernel_size, stride=stride, padding=kernel_size // 2, count_include_pad=False)
         elif mode == "max":
-            self.op = nn.MaxPool2d(3, stride=stride, padding=1)
+            self.op = nn.MaxPool2d(kernel_size, stride=stride, padding=kernel_size // 2)
         else:
             raise ValueError(f"mode must be 'avg' or 'max', got {mode!r}")
 
@@ -250,15 +254,21 @@ class Pooling(nn.Module):
 
 
 class Conv7x1x1x7(nn.Module):
-    """DARTS ``conv_7x1_1x7``: ReLU, 1x7 conv (stride along width), 7x1 conv (stride along height), BN."""
+    """DARTS ``conv_7x1_1x7``: ReLU, 1x7 conv (stride along width), 7x1 conv (stride along height), BN.
 
-    def __init__(self, C: int, stride: int, affine: bool = True, *, track_running_stats: bool = True) -> None:
+    ``kernel_size=3`` gives NASNet's "1x3 then 3x1 convolution" (Zoph et al. 2018, Sec. 3), built the
+    same way.
+    """
+
+    def __init__(self, C: int, stride: int, affine: bool = True, *, track_running_stats: bool = True,
+                 kernel_size: int = 7) -> None:
         super().__init__()
         _check_positive("C", C)
+        k, p = kernel_size, kernel_size // 2
         self.op = nn.Sequential(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C, C, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
-            nn.Conv2d(C, C, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
+            nn.Conv2d(C, C, (1, k), stride=(1, stride), padding=(0, p), bias=False),
+            nn.Conv2d(C, C, (k, 1), stride=(stride, 1), padding=(p, 0), bias=False),
             nn.BatchNorm2d(C, affine=affine, track_running_stats=track_running_stats),
         )
 
@@ -365,15 +375,17 @@ def make_op(
         if C_in != C_out:
             raise ValueError(f"op 'none' keeps channels; got C_in={C_in} != C_out={C_out}")
         return Zero(stride)
-    if name in ("avg_pool_3x3", "max_pool_3x3"):
-        return Pooling(C_in, C_out, stride, name[:3], affine, bias=conv_bias, track_running_stats=trs)
+    if name in ("avg_pool_3x3", "max_pool_3x3", "max_pool_5x5", "max_pool_7x7"):
+        return Pooling(C_in, C_out, stride, name[:3], affine, bias=conv_bias, track_running_stats=trs,
+                       kernel_size=int(name[-1]))
     if name == "skip_connect":
         if stride == 1 and C_in == C_out:
             return Identity()
         if stride == 1:
             raise ValueError(f"skip_connect at stride 1 keeps channels; got C_in={C_in} != C_out={C_out}")
         return FactorizedReduce(C_in, C_out, affine, bias=conv_bias, track_running_stats=trs)
-    if name in ("nor_conv_1x1", "nor_conv_3x3", "nor_conv_7x7"):
+    if name in ("nor_conv_1x1", "nor_conv_3x3", "nor_conv_7x7", "conv_1x1", "conv_3x3"):
+        # NB201's nor_conv_*; NASNet's "1x1 convolution" / "3x3 convolution" (Zoph et al. 2018, Sec. 3)
         k = int(name[-1])
         return ReLUConvBN(C_in, C_out, k, stride, k // 2, 1, affine, bias=conv_bias, track_running_stats=trs)
     if name not in _SAME_CHANNEL:
@@ -392,6 +404,7 @@ _SAME_CHANNEL: dict[str, _Factory] = {
     "dil_conv_3x3": lambda C, s, a, t: DilConv(C, C, 3, s, 2, 2, a, track_running_stats=t),
     "dil_conv_5x5": lambda C, s, a, t: DilConv(C, C, 5, s, 4, 2, a, track_running_stats=t),
     "conv_7x1_1x7": lambda C, s, a, t: Conv7x1x1x7(C, s, a, track_running_stats=t),
+    "conv_1x3_3x1": lambda C, s, a, t: Conv7x1x1x7(C, s, a, track_running_stats=t, kernel_size=3),
     "conv_1x7_7x1_bottleneck": lambda C, s, a, t: BottleneckConv1x7(C, s, a, track_running_stats=t),
     "atr_conv_3x3": lambda C, s, a, t: AtrousConv(C, C, 3, s, a, track_running_stats=t),
     "atr_conv_5x5": lambda C, s, a, t: AtrousConv(C, C, 5, s, a, track_running_stats=t),
@@ -401,11 +414,15 @@ _ALL_NAMES: tuple[str, ...] = (
     "none",
     "avg_pool_3x3",
     "max_pool_3x3",
+    "max_pool_5x5",
+    "max_pool_7x7",
     "skip_connect",
     *_SAME_CHANNEL,
     "nor_conv_1x1",
     "nor_conv_3x3",
     "nor_conv_7x7",
+    "conv_1x1",
+    "conv_3x3",
 )
 
 

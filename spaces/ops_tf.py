@@ -171,7 +171,7 @@ def make_tf_op(name: str, C_in: int, C_out: int, stride: int, *, style: CellStyl
     """Build nasatlas op ``name`` as the official TF-convention code of ``style`` builds it.
 
     ``C_in`` differs from ``C_out`` only where a cell reads a raw, unprojected input (the first cell
-    after a stem). ``conv_1x7_7x1_bottleneck`` needs ``C_in == C_out``.
+    after a stem); ops other than the separable stacks, pools and skip then start with a 1x1 projection.
     """
     if stride not in (1, 2):
         raise ValueError(f"stride must be 1 or 2, got {stride!r}")
@@ -187,13 +187,10 @@ def make_tf_op(name: str, C_in: int, C_out: int, stride: int, *, style: CellStyl
         return ReLUConvBN(C_in, C_out, 1, stride, 0, 1, affine)
     if name in ("atr_conv_3x3", "atr_conv_5x5"):
         return AtrousConv(C_in, C_out, int(name[-1]), stride, affine)
-    if name == "conv_1x7_7x1_bottleneck":
-        if C_in != C_out:
-            raise ValueError(
-                f"op {name!r} needs C_in == C_out (got {C_in} -> {C_out}); it cannot read a raw cell "
-                "input of another width: use it on hidden state 0 (c_{k-1}) or on a block"
-            )
-        return OPS[name](C_in, stride, affine)
+    if name == "conv_1x7_7x1_bottleneck" and C_in != C_out:
+        # no published AmoebaNet cell reads a raw, wider input with this op; a sampled one gets the
+        # same 1x1 projection as the other extra ops below
+        return nn.Sequential(ReLUConvBN(C_in, C_out, 1, 1, 0, 1, affine), OPS[name](C_out, stride, affine))
     if name in OPS:
         # ops of the search spaces that no published TF cell uses (NASNet's and PNAS's extra ops, zero):
         # the shared op table's op at C_out, after a 1x1 projection when the input width differs

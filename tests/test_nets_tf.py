@@ -169,8 +169,10 @@ def test_tf_ops_project_where_tf_does() -> None:
     sep = make_tf_op("sep_conv_3x3", 6, 4, 2)
     assert count_params(sep) == (9 * 6 + 6 * 4 + 8) + (9 * 4 + 4 * 4 + 8)
     assert make_tf_op("skip_connect", 4, 4, 1)(torch.ones(1, 4, 3, 3)).sum() == 36
-    with pytest.raises(ValueError, match="needs C_in == C_out"):
-        make_tf_op("conv_1x7_7x1_bottleneck", 6, 4, 1)
+    # a sampled cell may read a raw, wider input with the bottleneck op: a 1x1 projection comes first
+    bott = make_tf_op("conv_1x7_7x1_bottleneck", 6, 4, 1)
+    assert count_params(bott) == (6 * 4 + 8) + count_params(make_tf_op("conv_1x7_7x1_bottleneck", 4, 4, 1))
+    assert bott(torch.randn(1, 6, 5, 5)).shape == (1, 4, 5, 5)
 
 
 def test_cell_requires_prev_layer_when_built_with_one() -> None:

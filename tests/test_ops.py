@@ -49,12 +49,15 @@ EXPECTED_PARAMS = {
     "none": 0,
     "avg_pool_3x3": 0,
     "max_pool_3x3": 0,
+    "max_pool_5x5": 0,
+    "max_pool_7x7": 0,
     "sep_conv_3x3": 2 * (C * 9 + C * C + _bn(C)),
     "sep_conv_5x5": 2 * (C * 25 + C * C + _bn(C)),
     "sep_conv_7x7": 2 * (C * 49 + C * C + _bn(C)),
     "dil_conv_3x3": C * 9 + C * C + _bn(C),
     "dil_conv_5x5": C * 25 + C * C + _bn(C),
     "conv_7x1_1x7": 2 * C * C * 7 + _bn(C),
+    "conv_1x3_3x1": 2 * C * C * 3 + _bn(C),
     # 1x1 C->C/4, 1x7, 7x1, 1x1 C/4->C, each followed by BN.
     "conv_1x7_7x1_bottleneck": C * 4 + _bn(4) + 2 * (4 * 4 * 7 + _bn(4)) + 4 * C + _bn(C),
     "atr_conv_3x3": C * C * 9 + _bn(C),
@@ -62,6 +65,8 @@ EXPECTED_PARAMS = {
     "nor_conv_1x1": C * C + _bn(C),
     "nor_conv_3x3": C * C * 9 + _bn(C),
     "nor_conv_7x7": C * C * 49 + _bn(C),
+    "conv_1x1": C * C + _bn(C),
+    "conv_3x3": C * C * 9 + _bn(C),
 }
 
 
