@@ -10,6 +10,7 @@ __all__ = ["SEARCHERS", "get_searcher", "list_searchers", "register_searcher"]
 
 SEARCHERS: Registry[Any] = Registry("searcher", {
     "random": "nasatlas.searchers.random_search:RandomSearch",
+    "fixed": "nasatlas.searchers.fixed:FixedList",
 })
 
 

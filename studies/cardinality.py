@@ -30,3 +30,26 @@ def cardinality_rows(names: Sequence[str] | None = None, unique: bool = False) -
             row[key] = fn(space)
         rows.append(row)
     return rows
+
+
+def cardinality_section(df: Any, study: dict[str, Any], run_dir: Any = None) -> str:
+    """Report section: the exact size of the study's space (nominal, unique under each named
+    convention) beside every registered space, so a result reads against how much was searched."""
+    from nasatlas.spaces.declaration import space_from_dict
+
+    sp = study.get("space", {})
+    decl = sp if "blocks" in sp else {"space": sp.get("name"), "params": sp.get("params", {})}
+    space = space_from_dict(decl)
+    n_eval = int(df["canonical_id"].nunique()) if len(df) else 0
+    card = space.cardinality()
+    uniq = space.unique_cardinality() if card <= 2_000_000 else None
+    lines = ["## How big is the space?", "",
+             f"`{space.name}` holds {card:,} architectures"
+             + (f" ({uniq:,} unique up to isomorphism, NAS-Bench-201's published convention)" if uniq else "")
+             + f"; this run evaluated {n_eval:,} distinct isomorphism classes"
+             + (f", {100 * n_eval / uniq:.3g}% of them." if uniq else "."), "",
+             "| space | architectures | other counts |", "|---|---|---|"]
+    for row in cardinality_rows(unique=False):
+        others = ", ".join(f"{k} = {v:,}" for k, v in row.items() if k not in ("space", "cardinality"))
+        lines.append(f"| {row['space']} | {row['cardinality']:,} | {others} |")
+    return "\n".join(lines) + "\n"

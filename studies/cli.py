@@ -120,12 +120,14 @@ def _run(path: str, text: str, args: argparse.Namespace) -> int:
 
     from .report import write_report
     from .runner import run_study
+    from .runner_async import run_study_async
     from .studyfile import parse_study, read_toml_text
     raw = read_toml_text(text, path)
     study = parse_study(raw, where=path, profile=args.profile, variables=_parse_vars(args.var))
     out = Path(args.out or Path("runs") / study.name)
-    summary = run_study(study, out, workers=args.workers, executor=args.executor, scheduler=args.scheduler,
-                        resume=args.resume, progress=not args.quiet, study_text=text)
+    execute = run_study_async if args.free_running else run_study
+    summary = execute(study, out, workers=args.workers, executor=args.executor, scheduler=args.scheduler,
+                      resume=args.resume, progress=not args.quiet, study_text=text)
     report = write_report(out)
     print(f"{study.name}: {summary.evaluated} evaluated, {summary.replayed} replayed from the log, "
           f"{summary.failed} failed, {summary.seconds:.1f} s; log: {out / 'evaluations'}; report: {report}")
@@ -168,6 +170,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=["local", "dask"], default="local")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (default: a LocalCluster)")
     p.add_argument("--resume", action="store_true", help="continue the run directory; logged trials are replayed")
+    p.add_argument("--async", dest="free_running", action="store_true",
+                   help="free-running: a worker gets a new proposal as soon as it is free (more throughput; "
+                        "not reproducible for adaptive searchers, resume is not exact)")
     p.add_argument("--profile", default=None, help="a [profiles.NAME] of the study file, e.g. smoke or full")
     p.add_argument("--var", action="append", metavar="VAR=VALUE", help="fill ${VAR} placeholders")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

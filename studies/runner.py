@@ -77,10 +77,62 @@ class RunSummary:
     seconds: float
 
 
-def _make_searcher(study: Study, index: int, repeat: int, space: Space) -> tuple[Any, dict[str, Any]]:
+class _DerivedQueue:
+    """Black-box face of a one-shot run: the supernet is trained on the first ``ask`` (in the driver,
+    see :mod:`nasatlas.studies.oneshot`) and its derived architectures are proposed in epoch order.
+    When every trial is already in the log (``--resume``), nothing is trained again."""
+
+    def __init__(self, searcher: Any, space: Space, study: Study, index: int, repeat: int,
+                 replay_rows: dict[int, tuple[int, ...]]) -> None:
+        self.searcher, self.space, self.study = searcher, space, study
+        self.index, self.repeat = index, repeat
+        self.replay_rows = replay_rows
+        self.derived: list[Any] | None = None
+        self.n_asked = 0
+        self.search_seconds: dict[int, float] = {}
+
+    def _search(self) -> list[Any]:
+        from .oneshot import run_one_shot_search
+        n = int(self.study.budget.get("evaluations") or 1)
+        if all(t in self.replay_rows for t in range(n)):
+            from .oneshot import DerivedArch
+            return [DerivedArch(self.replay_rows[t], -1, float("nan")) for t in range(n)]
+        ss = run_seed(self.study.seed, self.index, self.repeat)
+        rng = np.random.default_rng(ss.spawn(1)[0])
+        seed = int(ss.generate_state(1, np.uint64)[0]) & INT63
+        return run_one_shot_search(self.searcher, self.space, data=self.study.data, evaluations=n, seed=seed,
+                                   rng=rng, device=self.study.device)
+
+    def ask(self, n: int = 1) -> list[Any]:
+        from nasatlas.searchers.base import Proposal
+        if self.derived is None:
+            self.derived = self._search()
+        out: list[Any] = []
+        while len(out) < n and self.n_asked < len(self.derived):
+            d = self.derived[self.n_asked]
+            self.search_seconds[self.n_asked] = d.search_seconds
+            out.append(Proposal(self.n_asked, d.row, None))
+            self.n_asked += 1
+        return out
+
+    def tell(self, proposal: Any, result: EvalResult) -> None:
+        """Derived architectures do not depend on their evaluation."""
+
+    def params(self) -> dict[str, Any]:
+        p = getattr(self.searcher, "params", None)
+        return dict(p()) if callable(p) else {}
+
+
+def _make_searcher(study: Study, index: int, repeat: int, space: Space,
+                   replay_rows: dict[int, tuple[int, ...]] | None = None) -> tuple[Any, dict[str, Any]]:
     from nasatlas.searchers.registry import get_searcher
+
+    from .oneshot import is_one_shot
     comp = study.searchers[index]
     s = get_searcher(comp.name, **comp.params)
+    if is_one_shot(s):
+        q = _DerivedQueue(s, space, study, index, repeat, replay_rows or {})
+        return q, {"searcher": {"name": comp.name, "one_shot": True, **q.params()}}
     rng = np.random.default_rng(run_seed(study.seed, index, repeat))
     objective = study.objective
     s.start(space, rng, objective=objective, mode=study.mode)
@@ -126,11 +178,12 @@ def run_study(study: Study, out: str | Path, *, workers: int = 1, executor: str 
     out = Path(out)
     space = build_space(study)
     log = prepare_out(study, out, resume, study_text)
-    logged = _logged_results(log, study) if resume else {}
+    logged, logged_rows = _logged_results(log, study, space) if resume else ({}, {})
     runs = []
     for i, comp in enumerate(study.searchers):
         for r in range(study.repeats):
-            s, params = _make_searcher(study, i, r, space)
+            replay = {t: row for (lab, rep, t), row in logged_rows.items() if lab == comp.label and rep == r}
+            s, params = _make_searcher(study, i, r, space, replay)
             runs.append(_Run(comp.label, i, r, s, params))
     version = package_version()
     host = socket.gethostname()
@@ -183,20 +236,9 @@ def run_study(study: Study, out: str | Path, *, workers: int = 1, executor: str 
                     replayed += 1
                 else:
                     evaluated += 1
-                    arch = space.archs(np.asarray([prop.row]))[0]
-                    metrics = dict(result.metrics)
-                    for label, name_values in (extra or {}).items():
-                        for name, v in name_values.items():
-                            metrics[f"{label}_{name}"] = v
-                    res = EvalResult(status=result.status, metrics=metrics, costs=result.costs, error=result.error,
-                                     budget=result.budget)
-                    records.append(make_record(
-                        res, study=study.name, run_id=study.name, trial=prop.trial, repeat=run.repeat,
-                        searcher=run.label, space=space.name, arch=space.to_str(arch),
-                        canonical_id=space.canonical_id(arch), evaluator=study.evaluator.name,
-                        seed=trial_seed(study.seed, run.index, run.repeat, prop.trial),
-                        started_at=timing[0], finished_at=timing[1], params=_params(study, run),
-                        host=host, device=study.device, nasatlas_version=version))
+                    records.append(build_record(study, space, run, prop, result, extra, timing,
+                                                seed=trial_seed(study.seed, run.index, run.repeat, prop.trial),
+                                                host=host, version=version))
                 if not result.ok:
                     run.failed += 1
                     failed += 1 if timing is not None else 0
@@ -220,6 +262,33 @@ def run_study(study: Study, out: str | Path, *, workers: int = 1, executor: str 
     return RunSummary(out, evaluated, replayed, failed, time.monotonic() - t0)
 
 
+def build_record(study: Study, space: Space, run: _Run, prop: Any, result: EvalResult,
+                 extra: dict[str, dict[str, float]] | None, timing: tuple[Any, Any], *, seed: int, host: str,
+                 version: str) -> Any:
+    """The log row of one evaluation (both the batch-synchronous and the free-running runner).
+
+    Extra evaluators' metrics become ``metric_<label>_<name>``; their costs, returned by the
+    executor as ``cost_<name>``, become ``cost_<label>_<name>``. One-shot runs add
+    ``cost_search_seconds`` (supernet training up to the derivation)."""
+    arch = space.archs(np.asarray([prop.row]))[0]
+    metrics = dict(result.metrics)
+    costs = dict(result.costs)
+    for label, name_values in (extra or {}).items():
+        for name, v in name_values.items():
+            if name.startswith("cost_"):
+                costs[f"{label}_{name[5:]}"] = v
+            else:
+                metrics[f"{label}_{name}"] = v
+    if isinstance(run.searcher, _DerivedQueue):
+        costs["search_seconds"] = run.searcher.search_seconds.get(prop.trial, float("nan"))
+    res = EvalResult(status=result.status, metrics=metrics, costs=costs, error=result.error, budget=result.budget)
+    return make_record(
+        res, study=study.name, run_id=study.name, trial=prop.trial, repeat=run.repeat, searcher=run.label,
+        space=space.name, arch=space.to_str(arch), canonical_id=space.canonical_id(arch),
+        evaluator=study.evaluator.name, seed=seed, started_at=timing[0], finished_at=timing[1],
+        params=_params(study, run), host=host, device=study.device, nasatlas_version=version)
+
+
 def _space_decl(study: Study) -> dict[str, Any]:
     return study.space if "blocks" in study.space else {"space": study.space["name"],
                                                          "params": study.space.get("params", {})}
@@ -231,10 +300,14 @@ def _params(study: Study, run: _Run) -> dict[str, Any]:
             **({"data": {"name": study.data.name, **study.data.params}} if study.data else {})}
 
 
-def _logged_results(log: ResultLog, study: Study) -> dict[tuple[str, int, int], EvalResult]:
+def _logged_results(log: ResultLog, study: Study, space: Space
+                    ) -> tuple[dict[tuple[str, int, int], EvalResult], dict[tuple[str, int, int], tuple[int, ...]]]:
     df = log.read(filters={"study": study.name})
     out: dict[tuple[str, int, int], EvalResult] = {}
+    rows: dict[tuple[str, int, int], tuple[int, ...]] = {}
     for row in df.to_dict("records"):
+        rows[(str(row["searcher"]), int(row["repeat"]), int(row["trial"]))] = tuple(
+            int(v) for v in space.from_str(str(row["arch"])).indices)
         res = EvalResult.from_row(row)
         # metrics of extra evaluators are not shown to searchers
         extra = {f"{c.label}_" for c in study.extra_evaluators}
@@ -242,7 +315,7 @@ def _logged_results(log: ResultLog, study: Study) -> dict[tuple[str, int, int], 
                                                      if not any(k.startswith(p) for p in extra)},
                          costs=res.costs, error=res.error, budget=res.budget)
         out[(str(row["searcher"]), int(row["repeat"]), int(row["trial"]))] = res
-    return out
+    return out, rows
 
 
 def _progress(runs: Sequence[_Run], study: Study, budget_evals: int | None, t0: float) -> None:

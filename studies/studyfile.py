@@ -1,6 +1,6 @@
 """Study files: one TOML file names a space, searchers, an evaluator and a budget.
 
-    [study]        name, seed, repeats, objective, mode, batch_size, description
+    [study]        name, seed, repeats, objective, mode, batch_size, description, device, analyses
     [space]        name + params (a registered space) or an embedded declaration (blocks = ...)
     [data]         optional: what the ``train`` evaluator and one-shot searchers train on
     [evaluator]    name + params; its metrics are what searchers see (``metric_<name>``)
@@ -36,7 +36,7 @@ __all__ = ["Component", "Study", "load_study", "parse_study", "read_toml_text", 
 
 _SECTIONS = {"study", "space", "data", "evaluator", "extra_evaluators", "searchers", "budget", "profiles"}
 _STUDY_KEYS = {"name": str, "seed": int, "repeats": int, "objective": str, "mode": str, "batch_size": int,
-               "description": str, "device": str}
+               "description": str, "device": str, "analyses": list}
 _BUDGET_KEYS = {"evaluations": int, "simulated_seconds": (int, float), "wall_seconds": (int, float)}
 _COMPONENT_KEYS = {"name", "params", "label"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -171,6 +171,11 @@ def parse_study(raw: Mapping[str, Any], *, where: str = "<study>", profile: str 
         raise StudyError(f"{where}: [study] batch_size must be >= 1")
     if study.get("mode", "max") not in ("max", "min"):
         raise StudyError(f"{where}: [study] mode must be 'max' or 'min'")
+    from .analyses import ANALYSES
+    for a in study.get("analyses", []):
+        if a not in ANALYSES:
+            raise StudyError(f"{where}: [study] analyses: {a!r} is not registered; registered analyses: "
+                             f"{', '.join(ANALYSES.names())}")
 
     space = doc.get("space")
     if not isinstance(space, Mapping):

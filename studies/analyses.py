@@ -1,0 +1,21 @@
+"""Analyses a study file can ask for (``[study] analyses = [...]``): each renders a report section
+from the log, never training (DESIGN §1: analyses never train)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nasatlas.spaces.registry import Registry
+
+__all__ = ["ANALYSES", "run_analyses"]
+
+#: name -> ``fn(df, study_dict, run_dir) -> markdown`` (lazy)
+ANALYSES: Registry[Any] = Registry("analysis", {
+    "calibration": "nasatlas.studies.calibration:calibration_section",
+    "cardinality": "nasatlas.studies.cardinality:cardinality_section",
+})
+
+
+def run_analyses(names: list[str], df: Any, study: dict[str, Any], run_dir: Any) -> list[str]:
+    """Markdown sections of the named analyses, in order."""
+    return [ANALYSES.factory(n)(df, study, run_dir) for n in names]
