@@ -12,6 +12,7 @@ EVALUATORS: Registry[Any] = Registry("evaluator", {
     "tabular": "nasatlas.evaluators.tabular:TabularEvaluator",
     "cost": "nasatlas.evaluators.cost_eval:CostEvaluator",
     "train": "nasatlas.evaluators.train:TrainEvaluator",
+    "proxy": "nasatlas.evaluators.proxy:ProxyEvaluator",
 })
 
 

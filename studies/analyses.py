@@ -13,6 +13,7 @@ __all__ = ["ANALYSES", "run_analyses"]
 ANALYSES: Registry[Any] = Registry("analysis", {
     "calibration": "nasatlas.studies.calibration:calibration_section",
     "cardinality": "nasatlas.studies.cardinality:cardinality_section",
+    "searcher_comparison": "nasatlas.studies.searcher_comparison:comparison_section",
 })
 
 

@@ -181,7 +181,7 @@ def run_study(study: Study, out: str | Path, *, workers: int = 1, executor: str 
     logged, logged_rows = _logged_results(log, study, space) if resume else ({}, {})
     runs = []
     for i, comp in enumerate(study.searchers):
-        for r in range(study.repeats):
+        for r in range(comp.repeats or study.repeats):
             replay = {t: row for (lab, rep, t), row in logged_rows.items() if lab == comp.label and rep == r}
             s, params = _make_searcher(study, i, r, space, replay)
             runs.append(_Run(comp.label, i, r, s, params))

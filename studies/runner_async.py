@@ -105,7 +105,7 @@ class _FreeRunner:
         self.data_root = data_root
         self.runs: list[_Run] = []
         for i, comp in enumerate(study.searchers):
-            for r in range(study.repeats):
+            for r in range(comp.repeats or study.repeats):
                 replay = {t: tuple(row) for (lab, rep, t), (_, row) in logged.items()
                           if lab == comp.label and rep == r and row is not None}
                 searcher, params = _make_searcher(study, i, r, space, replay)

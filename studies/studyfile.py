@@ -6,7 +6,8 @@
     [evaluator]    name + params; its metrics are what searchers see (``metric_<name>``)
     [[extra_evaluators]]  label + name + params; logged as ``metric_<label>_<name>``, never shown
                    to searchers
-    [[searchers]]  name + params + optional label (unique; fills the ``searcher`` column)
+    [[searchers]]  name + params + optional label (unique; fills the ``searcher`` column) + optional
+                   repeats (default: the study's; a slow searcher may run fewer)
     [budget]       evaluations (per searcher per repeat), simulated_seconds, wall_seconds
     [profiles.NAME] overrides merged onto the file by ``--profile NAME`` (``smoke`` in tests)
 
@@ -39,6 +40,7 @@ _STUDY_KEYS = {"name": str, "seed": int, "repeats": int, "objective": str, "mode
                "description": str, "device": str, "analyses": list}
 _BUDGET_KEYS = {"evaluations": int, "simulated_seconds": (int, float), "wall_seconds": (int, float)}
 _COMPONENT_KEYS = {"name", "params", "label"}
+_SEARCHER_KEYS = _COMPONENT_KEYS | {"repeats"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -53,6 +55,8 @@ class Component:
     name: str
     params: dict[str, Any] = field(default_factory=dict)
     label: str = ""
+    #: searchers only: repeats of this searcher (default: the study's); slow searchers may run fewer
+    repeats: int | None = None
 
 
 @dataclass(frozen=True)
@@ -124,10 +128,13 @@ def _check_types(table: Mapping[str, Any], types: Mapping[str, Any], where: str,
                 raise StudyError(f"{where}: [{section}] {k} = {v!r} has the wrong type; expected {want}")
 
 
-def _component(obj: Any, where: str, section: str, registry: Any) -> Component:
+def _component(obj: Any, where: str, section: str, registry: Any, keys: set[str] = _COMPONENT_KEYS) -> Component:
     if not isinstance(obj, Mapping):
         raise StudyError(f"{where}: [{section}] must be a table with name and params")
-    _check_keys(obj, _COMPONENT_KEYS, where, section)
+    _check_keys(obj, keys, where, section)
+    if "repeats" in obj and (isinstance(obj["repeats"], bool) or not isinstance(obj["repeats"], int)
+                             or obj["repeats"] < 1):
+        raise StudyError(f"{where}: [{section}] repeats = {obj['repeats']!r} must be an integer >= 1")
     if "name" not in obj or not isinstance(obj["name"], str):
         raise StudyError(f"{where}: [{section}] needs name = \"...\"; registered: {', '.join(registry.names())}")
     if obj["name"] not in registry:
@@ -136,7 +143,7 @@ def _component(obj: Any, where: str, section: str, registry: Any) -> Component:
     params = obj.get("params", {})
     if not isinstance(params, Mapping):
         raise StudyError(f"{where}: [{section}] params must be a table")
-    return Component(obj["name"], dict(params), str(obj.get("label", obj["name"])))
+    return Component(obj["name"], dict(params), str(obj.get("label", obj["name"])), obj.get("repeats"))
 
 
 def parse_study(raw: Mapping[str, Any], *, where: str = "<study>", profile: str | None = None,
@@ -204,7 +211,7 @@ def parse_study(raw: Mapping[str, Any], *, where: str = "<study>", profile: str 
     searchers = doc.get("searchers")
     if not isinstance(searchers, list) or not searchers:
         raise StudyError(f"{where}: at least one [[searchers]] table is required")
-    comps = tuple(_component(s, where, f"searchers[{i}]", SEARCHERS) for i, s in enumerate(searchers))
+    comps = tuple(_component(s, where, f"searchers[{i}]", SEARCHERS, _SEARCHER_KEYS) for i, s in enumerate(searchers))
     labels = [c.label for c in comps]
     if len(set(labels)) != len(labels):
         raise StudyError(f"{where}: searcher labels {labels} must be unique; give each [[searchers]] a label")
