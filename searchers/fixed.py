@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from nasatlas.results import EvalResult
 
-from .base import BlackBoxSearcher, Proposal, rng_state, set_rng_state
+from .base import BlackBoxSearcher, Proposal, objective_value, rng_state, set_rng_state
 
 __all__ = ["FixedList"]
 
@@ -64,6 +64,8 @@ class FixedList(BlackBoxSearcher):
 
     def tell(self, proposal: Proposal, result: EvalResult) -> None:
         """The list does not depend on results."""
+        if result.ok:  # results do not steer it, but a non-finite one is still refused
+            objective_value(result, self.objective, self.mode)
 
     def state_dict(self) -> dict[str, Any]:
         return {"rng": rng_state(self.rng), "n_asked": self.n_asked, "rows": [list(r) for r in self._rows]}

@@ -8,7 +8,7 @@ from typing import Any
 
 from nasatlas.results import EvalResult
 
-from .base import BlackBoxSearcher, Proposal, rng_state, set_rng_state
+from .base import BlackBoxSearcher, Proposal, objective_value, rng_state, set_rng_state
 
 __all__ = ["RandomSearch"]
 
@@ -62,6 +62,8 @@ class RandomSearch(BlackBoxSearcher):
 
     def tell(self, proposal: Proposal, result: EvalResult) -> None:
         """Random search ignores results (they are in the log)."""
+        if result.ok:  # results do not steer it, but a non-finite one is still refused
+            objective_value(result, self.objective, self.mode)
 
     def state_dict(self) -> dict[str, Any]:
         return {"rng": rng_state(self.rng), "seen": sorted(self.seen), "n_asked": self.n_asked}

@@ -11,6 +11,14 @@ __all__ = ["SEARCHERS", "get_searcher", "list_searchers", "register_searcher"]
 SEARCHERS: Registry[Any] = Registry("searcher", {
     "random": "nasatlas.searchers.random_search:RandomSearch",
     "fixed": "nasatlas.searchers.fixed:FixedList",
+    "bananas": "nasatlas.searchers.bananas:Bananas",
+    "optuna": "nasatlas.searchers.optuna_searcher:OptunaSearcher",
+    "hyperband": "nasatlas.searchers.hyperband:Hyperband",
+    "bohb": "nasatlas.searchers.hyperband:BOHB",
+    "random_largest": "nasatlas.searchers.random_largest:RandomLargest",
+    "evolution": "nasatlas.searchers.evolution:RegularizedEvolution",
+    "local_search": "nasatlas.searchers.local_search:LocalSearch",
+    "reinforce": "nasatlas.searchers.reinforce:Reinforce",
 })
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from nasatlas.studies.searcher_comparison import km_median, random_best_of_n, selection_table
+
+from .conftest import NB201_TABLE, need
 
 
 @pytest.mark.parametrize("n", [1, 2, 4, 7])
@@ -49,3 +52,24 @@ def test_selection_table_picks_best_by_valid_with_index_ties_and_hits() -> None:
     assert sel.loc["s", "hit_best"] and sel.loc["s", "evals_to_best"] == 2
     assert not sel.loc["t", "hit_best"] and sel.loc["t", "evals_to_best"] == 2     # censored at its length
     assert selection_table(log, table, budget=1).set_index("searcher").loc["s", "arch"] == "a"
+
+
+def test_nb201_searchers_smoke_profile(tmp_path: Path) -> None:
+    """The packaged comparison study runs every searcher on the real table in its smoke profile, and
+    random search lands within 4 standard errors of its exact expectation."""
+    from nasatlas.results import ResultLog
+    from nasatlas.studies.cli import main
+    table = need(NB201_TABLE)
+    out = tmp_path / "nbs"
+    assert main(["study", "nb201_searchers", "--profile", "smoke", "--var", f"NB201_TABLE={table}",
+                 "--out", str(out), "--quiet"]) == 0
+    df = ResultLog(out / "evaluations").read()
+    assert (df["status"] == "ok").all()
+    counts = df.groupby("searcher")["repeat"].nunique().to_dict()
+    assert counts == {"random": 2, "random_largest": 2, "evolution": 2, "local_search": 2, "reinforce": 2,
+                      "tpe": 2, "bananas": 1}
+    assert (df.groupby(["searcher", "repeat"]).size() == 20).all()
+    report = (out / "report.md").read_text()
+    assert "Exact expectation for random search" in report and "it agrees" in report
+    sel = pd.read_csv(out / "selections.csv")
+    assert set(sel["searcher"]) == set(counts)
