@@ -7,61 +7,18 @@ a missing one into a ``ValueError`` that names the capability, the space and wha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from nasatlas.spaces import Space
 
-__all__ = ["CAPABILITIES", "DEDUPE", "Dedupe", "check_requires", "check_int", "check_choice", "row_tuple"]
+from .capabilities import check_requires
+
+__all__ = ["DEDUPE", "Dedupe", "check_requires", "check_int", "check_choice", "row_tuple"]
 
 #: the dedupe policies (see :class:`Dedupe`)
 DEDUPE = ("none", "string", "canonical")
-
-
-def _has_neighbours(space: Space) -> bool:
-    """``space.neighbours`` exists and works on a sample (drawn from a private generator, so the
-    check never shifts a searcher's random stream)."""
-    fn = getattr(space, "neighbours", None)
-    if not callable(fn):
-        return False
-    try:
-        fn(space.sample(np.random.default_rng(0), 1)[0])
-    except (NotImplementedError, AttributeError, TypeError):
-        return False
-    return True
-
-
-def _is_product(space: Space) -> bool:
-    return bool(getattr(space, "is_product", False))
-
-
-def _has_builder(space: Space) -> bool:
-    from nasatlas.spaces.build import PRESETS
-    return getattr(space, "family", None) in PRESETS
-
-
-#: capability name -> (test, what it means, what to do instead)
-CAPABILITIES: dict[str, tuple[Callable[[Space], bool], str, str]] = {
-    "neighbours": (_has_neighbours, "space.neighbours(row): every valid architecture one edit away",
-                   "use random, or reinforce on a product space"),
-    "product": (_is_product, "independent decisions (space.is_product): every combination of options is valid",
-                "use evolution, local_search or random on this space"),
-    "builder": (_has_builder, "a network builder (a family with presets in nasatlas.spaces.build) to count "
-                "params/MACs", "use random on this space, or declare it with a family that has a builder"),
-}
-
-
-def check_requires(space: Space, requires: Iterable[str], who: str) -> None:
-    """Raise ``ValueError`` naming the first capability in ``requires`` that ``space`` lacks."""
-    for cap in requires:
-        if cap not in CAPABILITIES:
-            raise ValueError(f"{who}: requires unknown capability {cap!r}; known: {sorted(CAPABILITIES)}")
-        test, what, fix = CAPABILITIES[cap]
-        if not test(space):
-            name = getattr(space, "name", type(space).__name__)
-            raise ValueError(f"{who}: needs a space with capability {cap!r} ({what}); space {name!r} lacks it: "
-                             f"{fix}")
 
 
 def check_int(searcher: str, name: str, value: Any, low: int) -> None:

@@ -17,7 +17,9 @@ algorithm, Algorithm 1) and Appendix (predictor settings). One iteration:
 4. queue the ``k`` = 10 best-ranked candidates; they are proposed one by one before the ensemble
    is refitted (the paper's batch of ``k`` per iteration).
 
-The first ``n_init`` = 10 proposals are uniform random samples.
+The first ``n_init`` = 10 proposals are uniform random samples (distinct up to isomorphism), and
+so is every proposal made while no successful result has been told (nothing to fit yet). When
+the parents' mutations give fewer than ``k`` new candidates, random unseen architectures fill in.
 
 Predictor settings (defaults; official ``naszilla/bananas`` ``meta_neural_net.py`` and
 ``params.py`` checked with NASLib's ``optimizers/discrete/bananas``): 10 dense ReLU layers of

@@ -85,6 +85,8 @@ class BlackBoxSearcher(ABC):
             raise TypeError("rng must be a numpy.random.Generator")
         if mode not in ("max", "min"):
             raise ValueError(f"mode={mode!r}; allowed: 'max' or 'min'")
+        from .capabilities import check_requires
+        check_requires(space, self.requires, type(self).__name__)
         self.space = space
         self.rng = rng
         self.objective = objective
@@ -97,7 +99,8 @@ class BlackBoxSearcher(ABC):
 
     @abstractmethod
     def ask(self, n: int = 1) -> list[Proposal]:
-        """Up to ``n`` new proposals (fewer only when the space is exhausted)."""
+        """Up to ``n`` new proposals: fewer when the space is exhausted, or, for searchers that work in
+        rounds (Hyperband's rungs), while the current round waits for results; ``[]`` after the last."""
 
     @abstractmethod
     def tell(self, proposal: Proposal, result: EvalResult) -> None:

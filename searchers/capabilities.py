@@ -17,8 +17,10 @@ from nasatlas.spaces.primitives import Primitive
 __all__ = ["CAPABILITIES", "check_requires", "can_unrank"]
 
 #: the capability names a searcher may list in ``requires``; ``"unrank"`` means a true
-#: rank/unrank pair for every block (``"rank"`` is checked the same way)
-CAPABILITIES = ("sample", "neighbours", "rank", "unrank")
+#: rank/unrank pair for every block (``"rank"`` is checked the same way); ``"product"`` means
+#: independent decisions (every combination valid); ``"builder"`` a network builder for the
+#: space's family (to count params/MACs)
+CAPABILITIES = ("sample", "neighbours", "rank", "unrank", "product", "builder")
 
 
 def can_unrank(p: Primitive) -> bool:
@@ -40,7 +42,14 @@ def check_requires(space: Space, requires: Iterable[str], who: str) -> None:
         if cap not in CAPABILITIES:
             raise ValueError(f"{who}: unknown capability {cap!r} in requires; known: {list(CAPABILITIES)}")
         try:
-            if cap == "sample":
+            if cap == "product":
+                if not space.is_product:
+                    raise NotImplementedError("its decisions are not independent (space.is_product is False)")
+            elif cap == "builder":
+                from nasatlas.spaces.build import PRESETS
+                if space.family not in PRESETS:
+                    raise NotImplementedError(f"family {space.family!r} has no network builder")
+            elif cap == "sample":
                 space.sample(probe, 1)
             elif cap == "neighbours":
                 space.neighbours(space.sample(probe, 1)[0])

@@ -135,6 +135,7 @@ class OptunaSearcher(BlackBoxSearcher):
         self._records: dict[int, dict[str, Any]] = {}
         #: proposal trial -> optuna trial number, for trials not yet told
         self._pending: dict[int, int] = {}
+        self._last_sampler: Any = None
 
     def _make_sampler(self, seed: int) -> Any:
         import optuna
@@ -154,7 +155,9 @@ class OptunaSearcher(BlackBoxSearcher):
         out = []
         with quiet_optuna():
             for _ in range(n):
-                self._study.sampler = self._make_sampler(int(self.rng.integers(0, 2**32 - 1)))
+                sampler = self._make_sampler(int(self.rng.integers(0, 2**32 - 1)))
+                _carry_search_space_cache(self._last_sampler, sampler)
+                self._study.sampler = self._last_sampler = sampler
                 trial = self._study.ask(self._ospace.distributions)
                 row = self._ospace.decode(trial.params)
                 prop = self._next(row)
@@ -244,8 +247,26 @@ class OptunaSearcher(BlackBoxSearcher):
                     pending[int(rec["trial"])] = t.number
         self._records = records
         self._pending = pending
+        self._last_sampler = None
         set_rng_state(self.rng, state["rng"])
         self.n_asked = int(state["n_asked"])
+
+
+def _carry_search_space_cache(old: Any, new: Any) -> None:
+    """Hand the previous sampler's ``IntersectionSearchSpace`` caches to the new one.
+
+    A sampler rebuilt from scratch recomputes the intersection of every trial's distributions at
+    each ask (O(trials), most of an ask's time at 1,000 trials). The cache is a pure function of
+    the study's trials, holds no randomness and is not part of any result, so handing it over keeps
+    the proposals bit-identical (the resume tests check it) and the cost incremental.
+    """
+    if old is None or type(old) is not type(new):
+        return
+    from optuna.search_space import IntersectionSearchSpace
+
+    for name, value in vars(old).items():
+        if isinstance(value, IntersectionSearchSpace) and isinstance(getattr(new, name, None), IntersectionSearchSpace):
+            setattr(new, name, value)
 
 
 def _record(rec: Mapping[str, Any]) -> dict[str, Any]:
