@@ -3,6 +3,7 @@
     nasatlas list spaces [--json]
     nasatlas spaces list | show NAME | sample NAME -n 5 --seed 0 | cardinality [NAME|FILE ...] [--unique] [--json]
     nasatlas spaces cost SPACE --arch STRING [--net PRESET] [--json]
+    nasatlas list zoo [--json] | zoo show NAME | zoo cost NAME [--json] | zoo export NAME OUT.pt
 
 Errors in user input print one line naming the problem and the fix, and exit with status 2.
 """
@@ -37,7 +38,12 @@ def _print_json(obj: Any) -> None:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from .listing import list_components
-    rows = list_components(args.what)
+    if args.what == "zoo":
+        from nasatlas.spaces.zoo import get_zoo_entry, list_zoo
+        rows = [{"name": n, "space": (e := get_zoo_entry(n)).space, "task": e.task,
+                 "description": f"[{e.space}] {e.paper['citation']}"} for n in list_zoo()]
+    else:
+        rows = list_components(args.what)
     if args.json:
         _print_json(rows)
     else:
@@ -102,6 +108,22 @@ def _cmd_spaces_cost(args: argparse.Namespace) -> int:
     else:
         for k, v in report.items():
             print(f"{k:<16} {v:,}" if isinstance(v, int) else f"{k:<16} {v}")
+    return 0
+
+
+def _cmd_zoo(args: argparse.Namespace) -> int:
+    from nasatlas.spaces import zoo
+    if args.zoo_command == "show":
+        _print_json(zoo.get_zoo_entry(args.name).to_dict())
+    elif args.zoo_command == "cost":
+        report = zoo.zoo_cost(args.name)
+        if args.json:
+            _print_json(report)
+        else:
+            for k, v in report.items():
+                print(f"{k:<16} {v:,}" if isinstance(v, int) else f"{k:<16} {v}")
+    else:
+        print(zoo.export_zoo(args.name, args.out, input_shape=args.input, fmt=args.format))
     return 0
 
 
@@ -183,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     pl = sub.add_parser("list", help="list registered components")
-    pl.add_argument("what", choices=["spaces", "searchers", "evaluators", "studies"])
+    pl.add_argument("what", choices=["spaces", "searchers", "evaluators", "studies", "zoo"])
     pl.add_argument("--json", action="store_true")
     pl.set_defaults(fn=_cmd_list)
 
@@ -217,6 +239,23 @@ def build_parser() -> argparse.ArgumentParser:
     so.add_argument("--param", action="append", metavar="KEY=VALUE")
     so.add_argument("--json", action="store_true")
     so.set_defaults(fn=_cmd_spaces_cost)
+    pz = sub.add_parser("zoo", help="published architectures: show, cost, export")
+    zsub = pz.add_subparsers(dest="zoo_command", required=True)
+    zs = zsub.add_parser("show", help="space, architecture, preset, paper figures and source of an entry")
+    zs.add_argument("name")
+    zs.set_defaults(fn=_cmd_zoo)
+    zc = zsub.add_parser("cost", help="params, params_with_aux and MACs at the paper's input size")
+    zc.add_argument("name")
+    zc.add_argument("--json", action="store_true")
+    zc.set_defaults(fn=_cmd_zoo)
+    ze = zsub.add_parser("export", help="TorchScript file that loads with plain PyTorch (torch.jit.load)")
+    ze.add_argument("name")
+    ze.add_argument("out")
+    ze.add_argument("--input", type=int, nargs=3, metavar=("C", "H", "W"), default=None,
+                    help="trace at this input size (default: the paper's)")
+    ze.add_argument("--format", choices=["torchscript", "export"], default="torchscript",
+                    help="torchscript: torch.jit.load(OUT); export: torch.export.load(OUT).module()")
+    ze.set_defaults(fn=_cmd_zoo)
     pr = sub.add_parser("run", help="run a study file")
     pr.add_argument("study")
     _add_run_options(pr)
