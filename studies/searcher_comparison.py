@@ -131,7 +131,8 @@ def comparison_section(df: pd.DataFrame, study: dict[str, Any], run_dir: Any = N
                 d = paired["a"] - paired["r"]
                 delta = f"{d.mean():+.3f}"
                 p = f"{stats.wilcoxon(d).pvalue:.3g}" if (d != 0).any() else "1"
-        lines.append(f"| {name} | {len(g)} | {m:.3f} ± {s:.3f} | {g['hit_best'].mean():.0%} | {g['hit_top'].mean():.0%} "
+        lines.append(f"| {name} | {len(g)} | {m:.3f} ± {s:.3f} | {g['hit_best'].mean():.0%} "
+                     f"| {g['hit_top'].mean():.0%} "
                      f"| {km_median(g['evals_to_best'].to_numpy(), g['hit_best'].to_numpy())} "
                      f"| {km_median(g['evals_to_top'].to_numpy(), g['hit_top'].to_numpy())} | {delta} | {p} |")
     lines += ["", f"Exact expectation for random search (best of {budget} without replacement): "
