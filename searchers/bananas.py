@@ -150,7 +150,7 @@ class Bananas(BlackBoxSearcher):
         graph = [p for p in self.space.primitives if hasattr(p, "paths")]
         if self.encoding == "onehot":
             return "onehot"
-        size = sum(int(p.path_vocabulary_size()) for p in graph)  # type: ignore[attr-defined]
+        size: int = sum(int(p.path_vocabulary_size()) for p in graph)  # type: ignore[attr-defined,misc]
         if self.encoding == "path":
             if not graph:
                 raise ValueError(f"bananas: encoding='path', but space {self.space.name!r} has no graph block, so no "

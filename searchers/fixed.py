@@ -56,7 +56,7 @@ class FixedList(BlackBoxSearcher):
         self._rows = [tuple(int(v) for v in r) for r in rows]
 
     def ask(self, n: int = 1) -> list[Proposal]:
-        out = []
+        out: list[Proposal] = []
         total = len(self._rows) * self.times
         while len(out) < n and self.n_asked < total:
             out.append(self._next(np.asarray(self._rows[self.n_asked // self.times])))

@@ -107,9 +107,10 @@ def darts(nodes: int = 4, ops: Sequence[str] = DARTS_OPS) -> Space:
     )
 
 
-def _tf_cell(name: str, blocks: int, ops: Sequence[str], combine: Sequence[str]) -> CellDAG:
+def _tf_cell(name: str, blocks: int, ops: Sequence[str], combine: Sequence[str],
+             concat: str = "unused") -> CellDAG:
     return CellDAG(name, nodes=blocks, ops=ops, k=2, ordered=True, replacement=True, combine_ops=combine,
-                   concat="unused", zero_op=None)
+                   concat=concat, zero_op=None)
 
 
 def _survey(n_ops: int, n_combine: int, blocks: int, cells: int) -> Any:
@@ -134,10 +135,14 @@ def nasnet(blocks: int = 5, ops: Sequence[str] = NASNET_OPS, combine: Sequence[s
 def pnas(blocks: int = 5, ops: Sequence[str] = PNAS_OPS) -> Space:
     """PNAS space: one cell type of B blocks (the reduction cell is the same cell at stride 2)."""
     return Space(
-        "pnas", [_tf_cell("cell", blocks, ops, ("add",))], family="tf_cell",
+        "pnas", [_tf_cell("cell", blocks, ops, ("add",), concat="all")], family="tf_cell",
         params={"blocks": blocks, "ops": list(ops)},
-        description="PNAS: one cell of B=5 blocks, ordered inputs with replacement, 8 ops, add.",
-        sources=["Liu et al. 2018, Progressive NAS (ECCV), Sec. 3.1"],
+        description="PNAS: one cell of B=5 blocks, ordered inputs with replacement, 8 ops, add; the output "
+                    "concatenates all B blocks (used or not), as the official PNASNet code does.",
+        sources=["Liu et al. 2018, Progressive NAS (ECCV), Sec. 3.1",
+                 "tensorflow/models research/slim/nets/nasnet/pnasnet.py PNasNetNormalCell: "
+                 "used_hiddenstates = [1, 1, 0, 0, 0, 0, 0] (every block concatenated, also the one a later "
+                 "block reads); chenxi116/PNASNet.pytorch genotypes.py: concat [2, 3, 4, 5, 6]"],
         counts={"cardinality_cell": (_cell_count, "one cell"),
                 "cardinality_survey": (_survey(len(ops), 1, blocks, 1), "(C1^2*C2)^B * prod C(i+1,2)")},
     )

@@ -54,8 +54,11 @@ class CellDAG(Primitive):
             its own op slot; DARTS: no, a node keeps its two strongest distinct edges).
         replacement: whether a node may take the same input twice.
         combine_ops: how a node merges its inputs; a decision only when more than one.
-        concat: which nodes form the cell output: ``"all"`` intermediate nodes (DARTS) or the
-            ``"unused"`` ones, not consumed by a later node (NASNet, PNAS, ENAS).
+        concat: which nodes form the cell output: ``"all"`` intermediate nodes (DARTS; PNAS, whose
+            official code concatenates every block) or the ``"unused"`` ones, not consumed by a later
+            node (NASNet and AmoebaNet as their papers describe the space, ENAS). The official TF
+            NASNet-A and AmoebaNet-A cells list their output by hand (``used_hiddenstates``) and follow
+            neither rule, so they are not members of a space with a derived concat.
         zero_op: the op that outputs zeros (``none``), if offered: it cuts paths in encodings.
     """
 

@@ -34,6 +34,7 @@ OFFICIAL = {
     "darts_v2_cifar": (3_349_342, 3_825_768),  # quark0/darts; acceptance.py
     "darts_v2_imagenet": (4_718_752, None),  # quark0/darts NetworkImageNet; test_nets_darts_nb201.py
     "enas_cifar": (3_894_372, 4_389_220),  # melodyguan/enas micro_child.py layout; test_nets_tf.py
+    "pnasnet5_mobile": (5_064_487, None),  # TF-slim pnasnet.py mobile config; test_nets_tf.py
     "proxylessnas_mobile": (4_080_512, None),  # official proxyless_mobile.config; acceptance.py
     "proxylessnas_gpu": (7_119_848, None),  # osmr/imgclsmob; test_chain_net.py
     "proxylessnas_cpu": (4_361_648, None),  # osmr/imgclsmob; test_chain_net.py
@@ -76,9 +77,9 @@ def _reference(name: str) -> dict[str, Any]:
 
 
 def test_registry_holds_the_issue_entries() -> None:
-    out = {"nasnet_a_mobile", "amoebanet_a_mobile", "pnasnet5_mobile"}  # not members: see docs/zoo.md
+    out = {"nasnet_a_mobile", "amoebanet_a_mobile"}  # not members: see docs/zoo.md
     wanted = {"darts_v1_cifar", "darts_v2_cifar", "darts_v2_imagenet", "pc_darts_cifar", "pc_darts_imagenet",
-              "pdarts_cifar", "pdarts_imagenet", "gdas_v1_cifar", "enas_cifar", "proxylessnas_gpu",
+              "pdarts_cifar", "pdarts_imagenet", "gdas_v1_cifar", "enas_cifar", "pnasnet5_mobile", "proxylessnas_gpu",
               "proxylessnas_cpu", "proxylessnas_mobile", "mobilenet_v2", "mnasnet_a1", "fbnet_a", "fbnet_b",
               "fbnet_c", "autodeeplab_s", "autodeeplab_m", "autodeeplab_l", "nb201_best_cifar10"}
     assert set(NAMES) == wanted and not out & set(NAMES)
@@ -156,6 +157,19 @@ def test_enas_and_autodeeplab_equal_the_direct_networks() -> None:
     ours = _meta("autodeeplab_s")
     # 65x129 = 1025x2049 / 16 with the same odd-size arithmetic; value asserted in test_nets_autodeeplab.py
     assert count_macs(ours, (1, 3, 65, 129)) == count_macs(adl, (1, 3, 65, 129)) == 1_431_676_472
+
+
+def test_pnasnet5_mobile_is_the_official_network() -> None:
+    """The pnas space's derived output (concat rule "all") gives the official PNASNet-5 cell, and the zoo entry
+    builds PNASNetMobileNetwork (MACs asserted in test_nets_tf.py)."""
+    from nasatlas.spaces.build import _tf_cells, arch_row
+    from nasatlas.spaces.nets.tf_cell_net import PNASNET_5_CELL, PNASNetMobileNetwork
+    space = zoo_space("pnasnet5_mobile")
+    cell, reduce = _tf_cells(space, arch_row(space, get_zoo_entry("pnasnet5_mobile").arch))
+    assert cell == PNASNET_5_CELL and reduce is None
+    with torch.device("meta"):
+        ref = PNASNetMobileNetwork()
+    assert _counts(_meta("pnasnet5_mobile")) == _counts(ref) == (5_064_487, None)
 
 
 def test_cost_at_the_paper_input() -> None:
