@@ -235,8 +235,15 @@ def test_export_reloads_without_nasatlas(tmp_path: Path) -> None:
         with torch.no_grad():
             expected[name] = model(x)
         jobs.append((name, str(path), str(inp)))
-    site = str(Path(torch.__file__).resolve().parents[1])
-    code = f"import sys; sys.path.append({site!r})\n" + _LOADER
+    # a directory that mirrors torch's site-packages minus nasatlas (a non-editable install puts it
+    # beside torch; an editable one adds a path hook, which -S already skips)
+    site = Path(torch.__file__).resolve().parents[1]
+    mirror = tmp_path / "site"
+    mirror.mkdir()
+    for entry in site.iterdir():
+        if not entry.name.lower().startswith(("nasatlas", "__editable__")) and entry.suffix != ".pth":
+            (mirror / entry.name).symlink_to(entry)
+    code = f"import sys; sys.path.append({str(mirror)!r})\n" + _LOADER
     p = subprocess.run([sys.executable, "-I", "-S", "-c", code, json.dumps(jobs)], capture_output=True, text=True,
                        timeout=300, cwd=tmp_path)
     assert p.returncode == 0, p.stdout + p.stderr
