@@ -144,7 +144,9 @@ def _fit(model: Any, x: Any, y: Any, *, epochs: int, batch_size: int, lr: float,
             if cuda:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with torch.autocast("cuda", enabled=cuda):
-                loss, batch_hits, batch_count = loss_fn(model(xb), yb)
+                # DARTS-style networks return the auxiliary head's logits only through forward_with_aux
+                out = model.forward_with_aux(xb) if hasattr(model, "forward_with_aux") else model(xb)
+                loss, batch_hits, batch_count = loss_fn(out, yb)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch + 1} of {epochs}, step "
                                          f"{sched.last_epoch + 1}: the training diverged (lr={lr:g}: lower it, or "

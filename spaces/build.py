@@ -154,6 +154,12 @@ def _darts(space: Space, row: np.ndarray, cfg: dict[str, Any]) -> Any:
     g = Genotype(normal=list(v["normal"]), normal_concat=list(v["normal_concat"]), reduce=list(v["reduce"]),
                  reduce_concat=list(v["reduce_concat"]))
     cls = DartsImageNetNetwork if cfg["input"][1] >= 128 else DartsCifarNetwork
+    h = min(int(cfg["input"][1]), int(cfg["input"][2]))
+    if cls is DartsCifarNetwork and cfg.get("auxiliary") and -(-h // 4) < 8:
+        # the CIFAR auxiliary head pools the 2/3-depth map (input / 4) with a 5x5/3 window, then a 2x2 conv
+        raise ValueError(f"space {space.name!r}: net.auxiliary=True needs an input of at least 29x29 (the "
+                         f"auxiliary head reads an 8x8 map at 2/3 depth); got net.input={tuple(cfg['input'])}: "
+                         "set auxiliary = false or use a larger input")
     return cls(g, C=cfg["C"], num_classes=cfg["num_classes"], layers=cfg["layers"],
                auxiliary=bool(cfg.get("auxiliary", False)), drop_path_prob=float(cfg.get("drop_path_prob", 0.0)))
 

@@ -99,6 +99,7 @@ def test_cost_report_names_its_definition_and_overrides() -> None:
         ("autodeeplab", None, {"preset": "tiny", "decoder_channels": 0}, r"net\.decoder_channels=0"),
         ("nb101", None, {"preset": "tiny", "input": (3, 16)}, r"net\.input"),
         ("darts", None, {"preset": "huge"}, r"net\.preset='huge'"),
+        ("darts", None, {"preset": "cifar", "input": (3, 16, 16)}, r"net\.auxiliary=True needs an input"),
     ],
 )
 def test_bad_input_names_the_field(space: str, arch: str | None, net: object, match: str) -> None:

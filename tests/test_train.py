@@ -253,3 +253,19 @@ def test_segmentation_tricks_run_and_change_the_result(shapes_fast: TrainEvaluat
     plain = shapes_fast.evaluate(arch, budget={"epochs": 2}, seed=7)
     res = tricks.evaluate(arch, budget={"epochs": 2}, seed=7)   # drop-path ramps up from the 2nd epoch
     assert isinstance(res, EvalResult) and res.ok and res.metrics != plain.metrics
+
+
+def test_auxiliary_head_weight_reaches_the_darts_loss() -> None:
+    """The auxiliary-head trick (Szegedy et al. 2015; DARTS weight 0.4) changes training of a DARTS
+    network with an auxiliary head; a weight of 0 leaves it as without the head's loss."""
+    from nasatlas.spaces import get_space
+    space = get_space("darts")
+    arch = space.archs(space.sample(np.random.default_rng(0), 1))[0]
+    res = {}
+    for w in (0.0, 0.4):
+        ev = TrainEvaluator(data={"name": "digits", "resize": 32, "seed": 0},
+                            net={"preset": "tiny", "auxiliary": True}, epochs=1, auxiliary_weight=w)
+        ev.setup(space)
+        res[w] = ev.evaluate(arch, budget={}, seed=3)
+    assert res[0.0].ok and res[0.4].ok
+    assert res[0.4].metrics["train_loss"] > res[0.0].metrics["train_loss"]   # the aux term adds to the loss
