@@ -272,7 +272,46 @@ def build_parser() -> argparse.ArgumentParser:
     pres.add_argument("--best", action="store_true", help="the best architecture per searcher and repeat")
     pres.add_argument("--csv", action="store_true")
     pres.set_defaults(fn=_cmd_results)
+    pa = sub.add_parser("analyze", help="analyses over any table of architectures (not only nasatlas logs)")
+    asub = pa.add_subparsers(dest="kind", required=True)
+    al = asub.add_parser("landscape", help="fitness-distance correlation, lag-1 autocorrelation, local maxima")
+    al.add_argument("--space", required=True, help="a registered space or a declaration file")
+    al.add_argument("--table", required=True, help="a Parquet or CSV file, or a run directory (its log)")
+    al.add_argument("--arch-column", default="arch")
+    al.add_argument("--metric", default="valid_acc", help="a table column or a log's metric_* name")
+    al.add_argument("--json", action="store_true")
+    al.set_defaults(fn=_cmd_analyze_landscape)
     return p
+
+
+def _read_table(path: str) -> Any:
+    """A Parquet/CSV table, or the log of a run directory."""
+    from pathlib import Path
+
+    import pandas as pd
+    p = Path(path)
+    if p.is_dir():
+        from nasatlas.results import ResultLog
+        ev = p / "evaluations" if (p / "evaluations").is_dir() else p
+        df = ResultLog(ev).read()
+        return df[df["status"] == "ok"]
+    if not p.is_file():
+        raise ValueError(f"--table {path!r} does not exist")
+    return pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+
+
+def _cmd_analyze_landscape(args: argparse.Namespace) -> int:
+    from nasatlas.spaces.declaration import load_space
+
+    from .landscape import landscape_from_table
+    stats = landscape_from_table(load_space(args.space), _read_table(args.table), arch_column=args.arch_column,
+                                 metric=args.metric).to_dict()
+    if args.json:
+        _print_json(stats)
+    else:
+        for k, v in stats.items():
+            print(f"{k:22} {v}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
