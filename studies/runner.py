@@ -29,7 +29,7 @@ from nasatlas.spaces.declaration import space_from_dict
 from .executors import EvalTask, make_executor, run_tasks
 from .studyfile import Study
 
-__all__ = ["run_study", "RunSummary", "build_space", "run_seed", "trial_seed"]
+__all__ = ["run_study", "RunSummary", "build_space", "run_seed", "trial_seed", "logged_trials", "build_record"]
 
 INT63 = (1 << 63) - 1
 
@@ -178,7 +178,9 @@ def run_study(study: Study, out: str | Path, *, workers: int = 1, executor: str 
     out = Path(out)
     space = build_space(study)
     log = prepare_out(study, out, resume, study_text)
-    logged, logged_rows = _logged_results(log, study, space) if resume else ({}, {})
+    trials = logged_trials(log, study, space) if resume else {}
+    logged = {k: res for k, (res, _) in trials.items()}
+    logged_rows = {k: row for k, (_, row) in trials.items() if row is not None}
     runs = []
     for i, comp in enumerate(study.searchers):
         for r in range(comp.repeats or study.repeats):
@@ -300,22 +302,26 @@ def _params(study: Study, run: _Run) -> dict[str, Any]:
             **({"data": {"name": study.data.name, **study.data.params}} if study.data else {})}
 
 
-def _logged_results(log: ResultLog, study: Study, space: Space
-                    ) -> tuple[dict[tuple[str, int, int], EvalResult], dict[tuple[str, int, int], tuple[int, ...]]]:
+Key = tuple[str, int, int]
+
+
+def logged_trials(log: ResultLog, study: Study, space: Space) -> dict[Key, tuple[EvalResult, Any]]:
+    """Logged results by (searcher, repeat, trial), as searchers see them (extra evaluators' metrics
+    removed), with the logged decision row (None where the logged string no longer parses). Both
+    runners replay these on ``--resume``."""
     df = log.read(filters={"study": study.name})
-    out: dict[tuple[str, int, int], EvalResult] = {}
-    rows: dict[tuple[str, int, int], tuple[int, ...]] = {}
+    extra = tuple(f"{c.label}_" for c in study.extra_evaluators)
+    out: dict[Key, tuple[EvalResult, Any]] = {}
     for row in df.to_dict("records"):
-        rows[(str(row["searcher"]), int(row["repeat"]), int(row["trial"]))] = tuple(
-            int(v) for v in space.from_str(str(row["arch"])).indices)
         res = EvalResult.from_row(row)
-        # metrics of extra evaluators are not shown to searchers
-        extra = {f"{c.label}_" for c in study.extra_evaluators}
-        res = EvalResult(status=res.status, metrics={k: v for k, v in res.metrics.items()
-                                                     if not any(k.startswith(p) for p in extra)},
+        res = EvalResult(status=res.status, metrics={k: v for k, v in res.metrics.items() if not k.startswith(extra)},
                          costs=res.costs, error=res.error, budget=res.budget)
-        out[(str(row["searcher"]), int(row["repeat"]), int(row["trial"]))] = res
-    return out, rows
+        try:
+            indices: Any = tuple(int(v) for v in space.from_str(str(row["arch"])).indices)
+        except ValueError:
+            indices = None
+        out[(str(row["searcher"]), int(row["repeat"]), int(row["trial"]))] = (res, indices)
+    return out
 
 
 def _progress(runs: Sequence[_Run], study: Study, budget_evals: int | None, t0: float) -> None:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nasatlas.results import EvalRecord, EvalResult, ResultLog, package_version
+from nasatlas.results import EvalRecord, EvalResult, package_version
 from nasatlas.spaces import Space
 
 from .executors import (
@@ -54,6 +54,7 @@ from .executors import (
     outcome_of,
 )
 from .runner import (
+    Key,
     RunSummary,
     _make_searcher,
     _objective,
@@ -62,6 +63,7 @@ from .runner import (
     _space_decl,
     build_record,
     build_space,
+    logged_trials,
     prepare_out,
     trial_seed,
 )
@@ -72,7 +74,6 @@ __all__ = ["run_study_async"]
 PROGRESS_SECONDS = 2.0
 """At most one progress line per this many seconds (and one at the end)."""
 
-Key = tuple[str, int, int]
 
 
 @dataclass
@@ -210,23 +211,6 @@ class _FreeRunner:
                             seed=item.task.seed, host=self.host, version=self.version)
 
 
-def _logged_trials(log: ResultLog, study: Study, space: Space) -> dict[Key, tuple[EvalResult, Any]]:
-    """Logged results by (searcher, repeat, trial), as searchers see them, with the logged decision row
-    (None where the logged string no longer parses)."""
-    df = log.read(filters={"study": study.name})
-    extra = tuple(f"{c.label}_" for c in study.extra_evaluators)
-    out: dict[Key, tuple[EvalResult, Any]] = {}
-    for row in df.to_dict("records"):
-        res = EvalResult.from_row(row)
-        # metrics of extra evaluators are not shown to searchers
-        res = EvalResult(status=res.status, metrics={k: v for k, v in res.metrics.items() if not k.startswith(extra)},
-                         costs=res.costs, error=res.error, budget=res.budget)
-        try:
-            indices: Any = space.from_str(str(row["arch"])).indices
-        except ValueError:
-            indices = None
-        out[(str(row["searcher"]), int(row["repeat"]), int(row["trial"]))] = (res, indices)
-    return out
 
 
 def run_study_async(study: Study, out: str | Path, *, workers: int = 1, executor: str = "local",
@@ -249,7 +233,7 @@ def run_study_async(study: Study, out: str | Path, *, workers: int = 1, executor
     out = Path(out)
     space = build_space(study)
     log = prepare_out(study, out, resume, study_text)
-    logged = _logged_trials(log, study, space) if resume else {}
+    logged = logged_trials(log, study, space) if resume else {}
     wall_limit = study.budget.get("wall_seconds")
     pool: Executor = InlineExecutor()
     cluster: Executor | None = None
