@@ -279,6 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--table", required=True, help="a Parquet or CSV file, or a run directory (its log)")
     al.add_argument("--arch-column", default="arch")
     al.add_argument("--metric", default="valid_acc", help="a table column or a log's metric_* name")
+    al.add_argument("--walks", type=int, default=0, help="also estimate rho(k) on this many random walks")
+    al.add_argument("--walk-length", type=int, default=1000)
+    al.add_argument("--max-lag", type=int, default=10)
+    al.add_argument("--seed", type=int, default=0, help="seed of the random walks")
     al.add_argument("--json", action="store_true")
     al.set_defaults(fn=_cmd_analyze_landscape)
     return p
@@ -304,8 +308,18 @@ def _cmd_analyze_landscape(args: argparse.Namespace) -> int:
     from nasatlas.spaces.declaration import load_space
 
     from .landscape import landscape_from_table
-    stats = landscape_from_table(load_space(args.space), _read_table(args.table), arch_column=args.arch_column,
-                                 metric=args.metric).to_dict()
+    space = load_space(args.space)
+    table = _read_table(args.table)
+    stats: dict[str, Any] = landscape_from_table(space, table, arch_column=args.arch_column,
+                                                 metric=args.metric).to_dict()
+    if args.walks:
+        import numpy as np
+
+        from .landscape import random_walk_autocorrelation, table_rows
+        rows, values = table_rows(space, table, arch_column=args.arch_column, metric=args.metric)
+        stats["random_walk"] = random_walk_autocorrelation(space, rows, values, rng=np.random.default_rng(args.seed),
+                                                           walks=args.walks, length=args.walk_length,
+                                                           max_lag=args.max_lag)
     if args.json:
         _print_json(stats)
     else:

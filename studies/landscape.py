@@ -14,6 +14,10 @@ one-edit neighbours of a (``space.neighbours``) restricted to tabulated architec
 * neighbour-mean correlation: Pearson correlation between f(a) and the mean of f over N(a);
 * strict (weak) local maxima: f(a) > (≥) f(b) for every b ∈ N(a).
 
+Separately, :func:`random_walk_autocorrelation` estimates ρ(k) along random walks of the one-edit
+move (Weinberger 1990) and the correlation length ℓ = −1 / ln ρ(1) (Stadler 1996), reported with the
+number and length of the walks.
+
 Ochoa & Veerapen 2022 ("Neural architecture search: a visual analysis", PPSN) and the NAS landscape
 literature report these for NAS-Bench-201.
 """
@@ -26,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["LandscapeStats", "landscape", "landscape_from_table"]
+__all__ = ["LandscapeStats", "landscape", "landscape_from_table", "random_walk_autocorrelation", "table_rows"]
 
 
 @dataclass(frozen=True)
@@ -92,10 +96,10 @@ def landscape(space: Any, rows: np.ndarray, values: np.ndarray) -> LandscapeStat
         strict_local_maxima=strict, weak_local_maxima=weak)
 
 
-def landscape_from_table(space: Any, table: pd.DataFrame, *, arch_column: str = "arch",
-                         metric: str = "valid_acc") -> LandscapeStats:
-    """:func:`landscape` over a table of architecture strings and a metric column (a log's
-    ``metric_<name>`` works too: ``metric`` may be given with or without the prefix)."""
+def table_rows(space: Any, table: pd.DataFrame, *, arch_column: str = "arch",
+               metric: str = "valid_acc") -> tuple[np.ndarray, np.ndarray]:
+    """Decision rows and metric values of a table's architectures (rows without a value dropped); a
+    log's ``metric_<name>`` works too: ``metric`` may be given with or without the prefix."""
     if arch_column not in table.columns:
         raise ValueError(f"the table has no column {arch_column!r} (--arch-column); columns: {list(table.columns)}")
     col = metric if metric in table.columns else f"metric_{metric}"
@@ -108,4 +112,48 @@ def landscape_from_table(space: Any, table: pd.DataFrame, *, arch_column: str = 
             rows.append(space.from_str(text).indices)
         except ValueError as e:
             raise ValueError(f"row {i}: {text!r} is not an architecture of space {space.name!r}: {e}") from None
-    return landscape(space, np.asarray(rows), t[col].to_numpy(dtype=float))
+    return np.asarray(rows, dtype=np.int64), t[col].to_numpy(dtype=float)
+
+
+def landscape_from_table(space: Any, table: pd.DataFrame, *, arch_column: str = "arch",
+                         metric: str = "valid_acc") -> LandscapeStats:
+    """:func:`landscape` over a table of architecture strings and a metric column."""
+    rows, values = table_rows(space, table, arch_column=arch_column, metric=metric)
+    return landscape(space, rows, values)
+
+def _neighbour_lists(space: Any, rows: np.ndarray) -> list[np.ndarray]:
+    key = {tuple(r): i for i, r in enumerate(rows.tolist())}
+    out = []
+    for r in rows:
+        idx = [key.get(tuple(int(v) for v in nb)) for nb in space.neighbours(r)]
+        out.append(np.asarray([j for j in idx if j is not None], dtype=np.int64))
+    return out
+
+
+def random_walk_autocorrelation(space: Any, rows: np.ndarray, values: np.ndarray, *, rng: np.random.Generator,
+                                walks: int = 20, length: int = 1000, max_lag: int = 10) -> dict[str, Any]:
+    """ρ(k), k = 1..``max_lag``, along ``walks`` random walks of ``length`` steps over the tabulated
+    architectures (each step: a uniformly chosen tabulated one-edit neighbour; the start uniform), pooled
+    over walks as the Pearson correlation of (f_t, f_{t+k}); and ℓ = −1 / ln ρ(1)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    values = np.asarray(values, dtype=float)
+    if walks < 1 or length < max_lag + 2 or max_lag < 1:
+        raise ValueError(f"walks={walks}, length={length}, max_lag={max_lag}: need walks >= 1, max_lag >= 1 and "
+                         "length >= max_lag + 2")
+    nbrs = _neighbour_lists(space, rows)
+    if all(len(n) == 0 for n in nbrs):
+        raise ValueError("no two tabulated architectures are neighbours: no walk can move")
+    series = np.empty((walks, length))
+    for w in range(walks):
+        i = int(rng.integers(len(rows)))
+        for t in range(length):
+            series[w, t] = values[i]
+            n = nbrs[i]
+            if len(n):
+                i = int(n[rng.integers(len(n))])
+    rho = []
+    for k in range(1, max_lag + 1):
+        a, b = series[:, :-k].ravel(), series[:, k:].ravel()
+        rho.append(float(np.corrcoef(a, b)[0, 1]))
+    ell = -1.0 / float(np.log(rho[0])) if 0 < rho[0] < 1 else float("nan")
+    return {"walks": walks, "length": length, "rho": rho, "correlation_length": ell}

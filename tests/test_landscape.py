@@ -78,3 +78,21 @@ def test_too_few_or_duplicate_architectures() -> None:
         landscape(space, np.array([[0], [1]]), np.array([1.0, 2.0]))
     with pytest.raises(ValueError, match="twice"):
         landscape(space, np.array([[0], [0], [1]]), np.array([1.0, 2.0, 3.0]))
+
+
+def test_random_walk_rho1_agrees_with_the_exact_pair_correlation() -> None:
+    """On a regular neighbourhood graph the walk's stationary pairs are the (architecture, neighbour)
+    pairs, so the walk estimate of ρ(1) converges to the exact lag-1 value; ρ(k) decays with k."""
+    from nasatlas.studies.landscape import random_walk_autocorrelation, table_rows
+    table = pd.read_parquet(need(NB201_TABLE))
+    space = get_space("nb201")
+    rows, values = table_rows(space, table)
+    exact = landscape(space, rows, values).autocorr_lag1
+    rw = random_walk_autocorrelation(space, rows, values, rng=np.random.default_rng(0), walks=20, length=1000)
+    assert rw["rho"][0] == pytest.approx(exact, abs=0.03)
+    assert rw["rho"][0] > rw["rho"][2] > rw["rho"][9]
+    assert rw["correlation_length"] == pytest.approx(-1 / np.log(rw["rho"][0]))
+    again = random_walk_autocorrelation(space, rows, values, rng=np.random.default_rng(0), walks=20, length=1000)
+    assert again == rw
+    with pytest.raises(ValueError, match="length >= max_lag"):
+        random_walk_autocorrelation(space, rows, values, rng=np.random.default_rng(0), walks=2, length=5, max_lag=10)
