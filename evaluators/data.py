@@ -43,8 +43,18 @@ __all__ = [
     "list_datasets", "CLASSIFICATION_DATASETS", "SEGMENTATION_DATASETS", "RestrictedUnpickler", "UnsafePickleError",
     "ALLOWED_GLOBALS", "restricted_load", "iterate_batches", "as_rng", "stratified_split", "make_shapes",
     "IGNORE_INDEX", "CITYSCAPES_CLASSES", "CITYSCAPES_LABEL_TO_TRAIN", "VOC_CLASSES", "SHAPES_CLASSES",
-    "digits", "mnist5k", "cifar10", "imagenet16_120", "shapes", "cityscapes", "voc",
+    "three_channel", "digits", "mnist5k", "cifar10", "imagenet16_120", "shapes", "cityscapes", "voc",
 ]
+
+
+def three_channel(data: ClassificationData) -> ClassificationData:
+    """Grey images repeated to 3 channels, for the 3-channel stems of the spaces' networks (the train
+    evaluator and the one-shot runner both train on this); colour data are returned unchanged."""
+    import dataclasses
+    if data.x_train.shape[1] != 1:
+        return data
+    rep = {f: getattr(data, f).repeat(1, 3, 1, 1) for f in ("x_train", "x_valid", "x_test")}
+    return dataclasses.replace(data, **rep, input_shape=(3, *data.input_shape[1:]))
 
 
 def list_datasets() -> dict[str, str]:

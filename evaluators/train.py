@@ -452,7 +452,7 @@ class TrainEvaluator(Evaluator):
                          f"or use this data with {fit}")
 
     def setup(self, space: Space) -> None:
-        from .data import load_data
+        from .data import load_data, three_channel
         super().setup(space)
         family = space.family or ""
         task = _task_of_family(family)
@@ -487,10 +487,7 @@ class TrainEvaluator(Evaluator):
         else:
             if not hasattr(data, "y_test") or data.x_train.ndim != 4:
                 raise ValueError(f"train: data {name!r} is not a classification set")
-            if data.x_train.shape[1] == 1:   # grey digits -> the 3-channel stems of the spaces' networks
-                rep = {f: getattr(data, f).repeat(1, 3, 1, 1) for f in ("x_train", "x_valid", "x_test")}
-                data = dataclasses.replace(data, **rep, input_shape=(3, *data.input_shape[1:]))
-            self._data = data
+            self._data = three_channel(data)   # grey digits -> the 3-channel stems of the spaces' networks
         self._on_device: dict[str, Any] = {"cpu": self._data}
         defaults = SEGMENTATION_NETS if task == "segmentation" else CALIBRATED_NETS
         if self.net is None and family not in defaults:

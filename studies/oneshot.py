@@ -53,18 +53,14 @@ def load_search_data(data: Any, rng: np.random.Generator, device: str = "cpu") -
     """The study's classification data, grey images repeated to 3 channels, with the training split
     cut into two seeded halves: ``(data, (x_w, y_w), (x_a, y_a))`` — weights train on the first half,
     architecture parameters on the second."""
-    import dataclasses
-
-    from nasatlas.evaluators.data import load_data
+    from nasatlas.evaluators.data import load_data, three_channel
     from nasatlas.evaluators.train import CALIBRATED_DATA
     spec = dict(CALIBRATED_DATA) if data is None else {"name": data.name, **data.params}
     name = spec.pop("name")
     d = load_data(name, **spec)
     if not hasattr(d, "y_valid") or d.x_train.ndim != 4:
         raise ValueError(f"one-shot search needs a classification data set; [data] name = {name!r} is not one")
-    if d.x_train.shape[1] == 1:
-        rep = {f: getattr(d, f).repeat(1, 3, 1, 1) for f in ("x_train", "x_valid", "x_test")}
-        d = dataclasses.replace(d, **rep, input_shape=(3, *d.input_shape[1:]))
+    d = three_channel(d)
     n = d.x_train.shape[0]
     perm = rng.permutation(n)
     half = n // 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,3 +20,15 @@ def need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not present (it ships in ../shared beside the repository, not with nasatlas)")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread for a module's tests, restored after: the runner's workers use one
+    thread (DESIGN §7), and on 2 shared cores two-thread OpenMP runs of small networks stall. Modules
+    opt in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -82,13 +82,7 @@ PUBLISHED: dict[str, tuple[int, str, float | None, float, str]] = {
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Any:
-    """One intra-op thread: on 2 shared cores, 2-thread OpenMP runs of these small nets stall (DESIGN 7)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _load(name: str) -> dict[str, Any]:

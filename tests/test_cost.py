@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from nasatlas.spaces.cost import count_macs, count_macs_hooks, count_params
@@ -11,14 +9,7 @@ from nasatlas.spaces.nets.darts_net import DartsCifarNetwork, DartsImageNetNetwo
 from nasatlas.spaces.nets.nb201_net import NB201Network, parse_nb201_string
 from torch import nn
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: other processes share the 2 test cores (DESIGN.md section 7)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # A small genotype using most ops of the table (sep/dil/factorised/atrous convs, pools, skip).

@@ -21,13 +21,7 @@ GENOTYPES = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" 
 _skip_no_shared = pytest.mark.skipif(not GENOTYPES.exists(), reason="no ../shared/reference/genotypes.json")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Any:
-    """Tiny networks run faster on one thread (and do not fight other processes for the two cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def needs_shared(test: Any) -> Any:

@@ -8,7 +8,6 @@ NB201 parameter counts/FLOPs come from ``../shared/data/nb201_cost_cifar10_subse
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,13 +50,7 @@ DARTS_V2 = Genotype(
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: other processes share the 2 test cores (DESIGN.md section 7)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _build(cls: type[nn.Module], *args: object, **kwargs: object) -> nn.Module:

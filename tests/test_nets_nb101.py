@@ -16,8 +16,6 @@ Expected ``compute_vertex_channels`` values marked "official" are those asserted
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -70,12 +68,7 @@ TRUNCATING = (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _build(*args: object, **kwargs: object) -> NB101Network:

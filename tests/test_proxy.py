@@ -4,7 +4,6 @@ determinism, several spaces, the non-finite policy, bad input and the registry."
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import TypeVar
 
 import numpy as np
@@ -32,13 +31,7 @@ NB201_GOOD = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|n
 NB201_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: other processes share the 2 test cores (DESIGN.md section 7)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 M = TypeVar("M", bound=nn.Module)
