@@ -47,9 +47,10 @@ __all__ = [
 ]
 
 
-def three_channel(data: ClassificationData) -> ClassificationData:
+def three_channel(data: Any) -> Any:
     """Grey images repeated to 3 channels, for the 3-channel stems of the spaces' networks (the train
-    evaluator and the one-shot runner both train on this); colour data are returned unchanged."""
+    evaluator and the one-shot runner both train on this) of a :class:`ClassificationData`; colour
+    data are returned unchanged."""
     import dataclasses
     if data.x_train.shape[1] != 1:
         return data
