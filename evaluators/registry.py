@@ -10,6 +10,7 @@ __all__ = ["EVALUATORS", "DATASETS", "get_evaluator", "list_evaluators", "regist
 
 EVALUATORS: Registry[Any] = Registry("evaluator", {
     "tabular": "nasatlas.evaluators.tabular:TabularEvaluator",
+    "supernet": "nasatlas.evaluators.supernet_eval:SupernetEvaluator",
     "cost": "nasatlas.evaluators.cost_eval:CostEvaluator",
     "train": "nasatlas.evaluators.train:TrainEvaluator",
     "proxy": "nasatlas.evaluators.proxy:ProxyEvaluator",

@@ -19,6 +19,12 @@ SEARCHERS: Registry[Any] = Registry("searcher", {
     "evolution": "nasatlas.searchers.evolution:RegularizedEvolution",
     "local_search": "nasatlas.searchers.local_search:LocalSearch",
     "reinforce": "nasatlas.searchers.reinforce:Reinforce",
+    "darts": "nasatlas.searchers.darts:DARTS",
+    "gdas": "nasatlas.searchers.gdas:GDAS",
+    "proxylessnas": "nasatlas.searchers.proxylessnas:ProxylessNAS",
+    "autodeeplab": "nasatlas.searchers.autodeeplab:AutoDeepLabSearch",
+    "random_ws": "nasatlas.searchers.random_ws:RandomWS",
+    "spos": "nasatlas.searchers.spos:SPOS",
 })
 
 

@@ -129,7 +129,8 @@ class CellDAG(Primitive):
         used = {i for edges in self.node_edges(row) for i, _ in edges}
         return [i for i in ids if i not in used]
 
-    def _row_from_edges(self, edges: list[list[tuple[int, int]]], combines: list[int] | None) -> np.ndarray:
+    def row_from_edges(self, edges: list[list[tuple[int, int]]], combines: list[int] | None = None) -> np.ndarray:
+        """The block's row from, per node, its ``(input id, op index)`` pairs (and combine indices)."""
         row = np.zeros(self.width, dtype=np.int64)
         for b, node in enumerate(edges):
             nid = self.n_inputs + b
@@ -187,7 +188,7 @@ class CellDAG(Primitive):
                 raise ValueError(f"{self.name}: expected {self.name}_combine with {self.nodes} entries "
                                  f"of {self.combine_ops}")
             combines = [Decision(f"{self.name}/combine", self.combine_ops).index(str(c)) for c in cl]
-        row = self._row_from_edges(edges, combines)
+        row = self.row_from_edges(edges, combines)
         concat = value.get(f"{self.name}_concat")
         if concat is not None and list(concat) != self.output_nodes(row):
             raise ValueError(
@@ -234,7 +235,7 @@ class CellDAG(Primitive):
                 node = [node[j] for j in rng.permutation(len(node))]
             new_edges.append(node)
         new_comb = [combines[old] for old in order] if combines is not None else None
-        return self._row_from_edges(new_edges, new_comb)
+        return self.row_from_edges(new_edges, new_comb)
 
     # -- neighbours and distances ------------------------------------------------------------
     def neighbours(self, row: np.ndarray) -> np.ndarray:
@@ -260,7 +261,7 @@ class CellDAG(Primitive):
                     if op != op0:
                         new = [list(e) for e in edges]
                         new[b][s] = (i0, op)
-                        push(self._row_from_edges(new, combines))
+                        push(self.row_from_edges(new, combines))
                 for i in range(nid):
                     if i == i0:
                         continue
@@ -268,13 +269,13 @@ class CellDAG(Primitive):
                     new[b][s] = (i, op0)
                     tup = tuple(x for x, _ in (new[b] if self.ordered else sorted(new[b])))
                     if tup in self._tuple_index[b]:
-                        push(self._row_from_edges(new, combines))
+                        push(self.row_from_edges(new, combines))
             if self.has_combine and combines is not None:
                 for c in range(len(self.combine_ops)):
                     if c != combines[b]:
                         nc = list(combines)
                         nc[b] = c
-                        push(self._row_from_edges(edges, nc))
+                        push(self.row_from_edges(edges, nc))
         return np.asarray(out, dtype=np.int64).reshape(-1, self.width)
 
     def _edit_one(self, ra: np.ndarray, rb: np.ndarray) -> int:

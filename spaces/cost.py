@@ -91,7 +91,8 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     with _eval_inference(model), counter:
         model(x)
     wanted = {str(op) for op in counted_aten_ops()}
-    flops = sum(n for op, n in counter.get_flop_counts()["Global"].items() if str(op) in wanted)
+    counts = counter.get_flop_counts().get("Global", {})  # absent when nothing countable ran (identity, pooling)
+    flops = sum(n for op, n in counts.items() if str(op) in wanted)
     if flops % 2:
         raise RuntimeError(f"FlopCounterMode returned an odd FLOP count {flops}; expected 2 per MAC")
     return int(flops) // 2

@@ -14,6 +14,7 @@ ANALYSES: Registry[Any] = Registry("analysis", {
     "calibration": "nasatlas.studies.calibration:calibration_section",
     "cardinality": "nasatlas.studies.cardinality:cardinality_section",
     "searcher_comparison": "nasatlas.studies.searcher_comparison:comparison_section",
+    "oneshot": "nasatlas.studies.oneshot_report:oneshot_section",
 })
 
 

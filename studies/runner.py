@@ -83,8 +83,9 @@ class _DerivedQueue:
     When every trial is already in the log (``--resume``), nothing is trained again."""
 
     def __init__(self, searcher: Any, space: Space, study: Study, index: int, repeat: int,
-                 replay_rows: dict[int, tuple[int, ...]]) -> None:
+                 replay_rows: dict[int, tuple[int, ...]], out: Path | None = None) -> None:
         self.searcher, self.space, self.study = searcher, space, study
+        self.out = out
         self.index, self.repeat = index, repeat
         self.replay_rows = replay_rows
         self.derived: list[Any] | None = None
@@ -101,7 +102,9 @@ class _DerivedQueue:
         rng = np.random.default_rng(ss.spawn(1)[0])
         seed = int(ss.generate_state(1, np.uint64)[0]) & INT63
         return run_one_shot_search(self.searcher, self.space, data=self.study.data, evaluations=n, seed=seed,
-                                   rng=rng, device=self.study.device)
+                                   rng=rng, device=self.study.device,
+                                   out_dir=None if self.out is None else self.out / "search",
+                                   label=self.study.searchers[self.index].label, repeat=self.repeat)
 
     def ask(self, n: int = 1) -> list[Any]:
         from nasatlas.searchers.base import Proposal
@@ -124,14 +127,17 @@ class _DerivedQueue:
 
 
 def _make_searcher(study: Study, index: int, repeat: int, space: Space,
-                   replay_rows: dict[int, tuple[int, ...]] | None = None) -> tuple[Any, dict[str, Any]]:
+                   replay_rows: dict[int, tuple[int, ...]] | None = None,
+                   out: Path | None = None) -> tuple[Any, dict[str, Any]]:
+    """A new searcher for one (searcher, repeat) run; one-shot searchers are wrapped so that they
+    propose their derived architectures (their per-epoch table and supernet go under ``out/search``)."""
     from nasatlas.searchers.registry import get_searcher
 
     from .oneshot import is_one_shot
     comp = study.searchers[index]
     s = get_searcher(comp.name, **comp.params)
     if is_one_shot(s):
-        q = _DerivedQueue(s, space, study, index, repeat, replay_rows or {})
+        q = _DerivedQueue(s, space, study, index, repeat, replay_rows or {}, out)
         return q, {"searcher": {"name": comp.name, "one_shot": True, **q.params()}}
     rng = np.random.default_rng(run_seed(study.seed, index, repeat))
     objective = study.objective
@@ -185,7 +191,7 @@ def run_study(study: Study, out: str | Path, *, workers: int = 1, executor: str 
     for i, comp in enumerate(study.searchers):
         for r in range(comp.repeats or study.repeats):
             replay = {t: row for (lab, rep, t), row in logged_rows.items() if lab == comp.label and rep == r}
-            s, params = _make_searcher(study, i, r, space, replay)
+            s, params = _make_searcher(study, i, r, space, replay, out)
             runs.append(_Run(comp.label, i, r, s, params))
     version = package_version()
     host = socket.gethostname()

@@ -97,7 +97,7 @@ class _FreeRunner:
     """One free-running execution of a study (state shared by the loop's steps)."""
 
     def __init__(self, study: Study, space: Space, logged: dict[Key, tuple[EvalResult, Any]], pool: Executor,
-                 slots: int, data_root: str | None) -> None:
+                 slots: int, data_root: str | None, out: Path | None = None) -> None:
         self.study = study
         self.space = space
         self.logged = logged
@@ -109,7 +109,7 @@ class _FreeRunner:
             for r in range(comp.repeats or study.repeats):
                 replay = {t: tuple(row) for (lab, rep, t), (_, row) in logged.items()
                           if lab == comp.label and rep == r and row is not None}
-                searcher, params = _make_searcher(study, i, r, space, replay)
+                searcher, params = _make_searcher(study, i, r, space, replay, out)
                 self.runs.append(_Run(comp.label, i, r, searcher, params))
         self.flows = [_Flow() for _ in self.runs]
         self.pending: dict[Future[Outcome], _InFlight] = {}
@@ -241,7 +241,7 @@ def run_study_async(study: Study, out: str | Path, *, workers: int = 1, executor
         cluster = make_executor(executor, workers, scheduler)
         if cluster is not None:
             pool = cluster
-        runner = _FreeRunner(study, space, logged, pool, executor_slots(cluster, workers), data_root)
+        runner = _FreeRunner(study, space, logged, pool, executor_slots(cluster, workers), data_root, out)
         shown = time.monotonic()
         while True:
             if wall_limit is None or time.monotonic() - t0 <= wall_limit:

@@ -89,7 +89,7 @@ def test_small_darts_unique_count_matches_brute_force_orbits() -> None:
                     ok = False
                 new_edges[new_pos] = node
             if ok:
-                seen.add(cell._row_from_edges(new_edges, None).tobytes())
+                seen.add(cell.row_from_edges(new_edges, None).tobytes())
     assert len(forms) == orbits
 
 
