@@ -13,8 +13,10 @@ __all__ = ["ANALYSES", "run_analyses"]
 ANALYSES: Registry[Any] = Registry("analysis", {
     "calibration": "nasatlas.studies.calibration:calibration_section",
     "cardinality": "nasatlas.studies.cardinality:cardinality_section",
+    "density": "nasatlas.studies.density:density_section",
     "searcher_comparison": "nasatlas.studies.searcher_comparison:comparison_section",
     "oneshot": "nasatlas.studies.oneshot_report:oneshot_section",
+    "edf": "nasatlas.studies.edf:edf_section",
 })
 
 

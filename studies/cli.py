@@ -11,6 +11,7 @@ Errors in user input print one line naming the problem and the fix, and exit wit
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -274,57 +275,22 @@ def build_parser() -> argparse.ArgumentParser:
     pres.set_defaults(fn=_cmd_results)
     pa = sub.add_parser("analyze", help="analyses over any table of architectures (not only nasatlas logs)")
     asub = pa.add_subparsers(dest="kind", required=True)
-    al = asub.add_parser("landscape", help="fitness-distance correlation, lag-1 autocorrelation, local maxima")
-    al.add_argument("--space", required=True, help="a registered space or a declaration file")
-    al.add_argument("--table", required=True, help="a Parquet or CSV file, or a run directory (its log)")
-    al.add_argument("--arch-column", default="arch")
-    al.add_argument("--metric", default="valid_acc", help="a table column or a log's metric_* name")
-    al.add_argument("--walks", type=int, default=0, help="also estimate rho(k) on this many random walks")
-    al.add_argument("--walk-length", type=int, default=1000)
-    al.add_argument("--max-lag", type=int, default=10)
-    al.add_argument("--seed", type=int, default=0, help="seed of the random walks")
-    al.add_argument("--json", action="store_true")
-    al.set_defaults(fn=_cmd_analyze_landscape)
+    from .analyze_common import ANALYZE_KINDS
+    for kind, (module, help_text) in ANALYZE_KINDS.items():
+        pk = asub.add_parser(kind, help=help_text)
+        importlib.import_module(module).add_arguments(pk)
+        pk.set_defaults(fn=_cmd_analyze, module=module)
     return p
 
 
-def _read_table(path: str) -> Any:
-    """A Parquet/CSV table, or the log of a run directory."""
-    from pathlib import Path
-
-    import pandas as pd
-    p = Path(path)
-    if p.is_dir():
-        from nasatlas.results import ResultLog
-        ev = p / "evaluations" if (p / "evaluations").is_dir() else p
-        df = ResultLog(ev).read()
-        return df[df["status"] == "ok"]
-    if not p.is_file():
-        raise ValueError(f"--table {path!r} does not exist")
-    return pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
-
-
-def _cmd_analyze_landscape(args: argparse.Namespace) -> int:
-    from nasatlas.spaces.declaration import load_space
-
-    from .landscape import landscape_from_table
-    space = load_space(args.space)
-    table = _read_table(args.table)
-    stats: dict[str, Any] = landscape_from_table(space, table, arch_column=args.arch_column,
-                                                 metric=args.metric).to_dict()
-    if args.walks:
-        import numpy as np
-
-        from .landscape import random_walk_autocorrelation, table_rows
-        rows, values = table_rows(space, table, arch_column=args.arch_column, metric=args.metric)
-        stats["random_walk"] = random_walk_autocorrelation(space, rows, values, rng=np.random.default_rng(args.seed),
-                                                           walks=args.walks, length=args.walk_length,
-                                                           max_lag=args.max_lag)
-    if args.json:
-        _print_json(stats)
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    """Run one analysis kind; print its result as JSON (``--json``) or as ``key value`` lines."""
+    result: dict[str, Any] = importlib.import_module(args.module).run_cli(args)
+    if getattr(args, "json", False):
+        _print_json(result)
     else:
-        for k, v in stats.items():
-            print(f"{k:22} {v}")
+        for k, v in result.items():
+            print(f"{k:26} {v}")
     return 0
 
 

@@ -9,6 +9,8 @@
     [[searchers]]  name + params + optional label (unique; fills the ``searcher`` column) + optional
                    repeats (default: the study's; a slow searcher may run fewer)
     [budget]       evaluations (per searcher per repeat), simulated_seconds, wall_seconds
+    [analysis.NAME] optional parameters of a report analysis named in ``[study] analyses``
+                   (e.g. ``[analysis.density] spaces = ["nb201", "darts"]``); the analysis reads them
     [profiles.NAME] overrides merged onto the file by ``--profile NAME`` (``smoke`` in tests)
 
 ``${VAR}`` anywhere in a string is filled from ``--var VAR=VALUE`` or the environment; a missing
@@ -35,7 +37,7 @@ else:  # pragma: no cover
 
 __all__ = ["Component", "Study", "load_study", "parse_study", "read_toml_text", "StudyError"]
 
-_SECTIONS = {"study", "space", "data", "evaluator", "extra_evaluators", "searchers", "budget", "profiles"}
+_SECTIONS = {"study", "space", "data", "evaluator", "extra_evaluators", "searchers", "budget", "profiles", "analysis"}
 _STUDY_KEYS = {"name": str, "seed": int, "repeats": int, "objective": str, "mode": str, "batch_size": int,
                "description": str, "device": str, "analyses": list}
 _BUDGET_KEYS = {"evaluations": int, "simulated_seconds": (int, float), "wall_seconds": (int, float)}
@@ -183,6 +185,15 @@ def parse_study(raw: Mapping[str, Any], *, where: str = "<study>", profile: str 
         if a not in ANALYSES:
             raise StudyError(f"{where}: [study] analyses: {a!r} is not registered; registered analyses: "
                              f"{', '.join(ANALYSES.names())}")
+    analysis = doc.get("analysis", {})
+    if not isinstance(analysis, Mapping):
+        raise StudyError(f"{where}: [analysis] must hold tables [analysis.NAME] of an analysis's parameters")
+    for a, params in analysis.items():
+        if a not in study.get("analyses", []):
+            raise StudyError(f"{where}: [analysis.{a}] configures an analysis the study does not run; add {a!r} to "
+                             f"[study] analyses (now {list(study.get('analyses', []))})")
+        if not isinstance(params, Mapping):
+            raise StudyError(f"{where}: [analysis.{a}] must be a table of parameters, got {type(params).__name__}")
 
     space = doc.get("space")
     if not isinstance(space, Mapping):
