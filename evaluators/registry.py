@@ -14,6 +14,7 @@ EVALUATORS: Registry[Any] = Registry("evaluator", {
     "cost": "nasatlas.evaluators.cost_eval:CostEvaluator",
     "train": "nasatlas.evaluators.train:TrainEvaluator",
     "proxy": "nasatlas.evaluators.proxy:ProxyEvaluator",
+    "predictor": "nasatlas.evaluators.predictor_eval:PredictorEvaluator",
 })
 
 

@@ -397,6 +397,8 @@ class TrainEvaluator(Evaluator):
         schedule_multiplier: the "longer schedule" trick: multiply the epochs.
         valid_fraction: segmentation only: share of the training images held out for validation.
         count_macs: also report ``cost_macs`` (one extra forward pass).
+        seed_offset: added to the trial's seed: the same architecture trained with other seeds (a
+            second stand-alone score, e.g. the noise ceiling of a ranking study).
     """
 
     def __init__(self, data: Mapping[str, Any] | str | None = None, net: Mapping[str, Any] | str | None = None,
@@ -405,7 +407,7 @@ class TrainEvaluator(Evaluator):
                  grad_clip: float | None = None, cutout: int = 0,
                  drop_path: float = 0.0, auxiliary_weight: float = 0.0, label_smoothing: float = 0.0,
                  flip: bool = False, schedule_multiplier: float = 1.0, valid_fraction: float = 0.2,
-                 count_macs: bool = False) -> None:
+                 count_macs: bool = False, seed_offset: int = 0) -> None:
         self.data = data
         self.net = net
         self.epochs = epochs
@@ -423,6 +425,9 @@ class TrainEvaluator(Evaluator):
         self.schedule_multiplier = schedule_multiplier
         self.valid_fraction = valid_fraction
         self.count_macs = count_macs
+        if isinstance(seed_offset, bool) or not isinstance(seed_offset, int):
+            raise ValueError(f"train: seed_offset={seed_offset!r} must be an integer (added to the trial's seed)")
+        self.seed_offset = seed_offset
 
     def metric_names(self) -> list[str]:
         """The metrics of the task: set by :meth:`setup`; before it, guessed from ``data`` (default
@@ -512,6 +517,7 @@ class TrainEvaluator(Evaluator):
         epochs = _positive_int("budget.epochs", budget.get("epochs", self.epochs))
         epochs = max(1, int(round(epochs * self.schedule_multiplier)))
         used = {**dict(budget), "epochs": epochs}
+        seed = int(seed) + self.seed_offset
         rng = np.random.default_rng(int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
         common: dict[str, Any] = {
             "epochs": epochs, "batch_size": self._train["batch_size"], "lr": self.lr,

@@ -29,9 +29,13 @@ class FixedList(BlackBoxSearcher):
             :meth:`~nasatlas.spaces.Space.sample`).
         times: evaluations of each architecture (consecutive trials).
         over: ``"nominal"`` or ``"unique"`` for the sampled architectures.
+        every: propose every architecture of the space, in enumeration order (exhaustive studies of a
+            small space, e.g. all 15,625 NB201 cells against a table).
     """
 
-    def __init__(self, archs: Sequence[str] = (), sample: int = 0, times: int = 1, over: str = "nominal") -> None:
+    def __init__(self, archs: Sequence[str] = (), sample: int = 0, times: int = 1, over: str = "nominal",
+                 every: bool = False) -> None:
+        self.every = bool(every)
         self.archs = list(archs)
         self.sample = sample
         self.times = times
@@ -42,8 +46,8 @@ class FixedList(BlackBoxSearcher):
             raise ValueError(f"fixed: times={self.times}; give at least 1")
         if self.sample < 0:
             raise ValueError(f"fixed: sample={self.sample}; give 0 or more")
-        if not self.archs and not self.sample:
-            raise ValueError("fixed: give archs = [\"...\"] (architecture strings) and/or sample = N")
+        if not self.archs and not self.sample and not self.every:
+            raise ValueError("fixed: give archs = [\"...\"] (architecture strings), sample = N and/or every = true")
         rows: list[np.ndarray] = []
         for i, s in enumerate(self.archs):
             try:
@@ -53,6 +57,11 @@ class FixedList(BlackBoxSearcher):
                                  f"{e}") from None
         if self.sample:
             rows.extend(self.space.sample(self.rng, self.sample, over=self.over))
+        if self.every:
+            try:
+                rows.extend(self.space.enumerate())
+            except ValueError as e:
+                raise ValueError(f"fixed: every = true needs an enumerable space: {e}") from None
         self._rows = [tuple(int(v) for v in r) for r in rows]
 
     def ask(self, n: int = 1) -> list[Proposal]:

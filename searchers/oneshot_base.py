@@ -44,6 +44,8 @@ class OneShotSearcher:
         arch_lr, arch_weight_decay, arch_betas: the architecture parameters' Adam.
         net: supernet size settings (e.g. ``{C = 8, N = 2}`` for NB201) over the study's input/classes.
         amp: mixed precision for weight steps on CUDA (architecture steps stay fp32).
+        checkpoint_epochs: after these epoch counts the runner also saves the supernet as
+            ``<label>-r<repeat>-e<epochs>.pt`` (e.g. for a ranking study over supernet training).
     """
 
     name = "oneshot"
@@ -54,7 +56,7 @@ class OneShotSearcher:
                  lr_min: float = 0.001, momentum: float = 0.9, weight_decay: float = 3e-4, grad_clip: float = 5.0,
                  arch_lr: float = 3e-4, arch_weight_decay: float = 1e-3,
                  arch_betas: Sequence[float] = (0.5, 0.999), net: Mapping[str, Any] | None = None,
-                 amp: bool = False) -> None:
+                 amp: bool = False, checkpoint_epochs: Sequence[int] = ()) -> None:
         for field, v in (("epochs", epochs), ("batch_size", batch_size)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{self.name}: {field}={v!r} must be an integer >= 1")
@@ -77,6 +79,11 @@ class OneShotSearcher:
         self.arch_betas = (float(arch_betas[0]), float(arch_betas[1]))
         self.net = dict(net or {})
         self.amp = bool(amp)
+        bad = [e for e in checkpoint_epochs if isinstance(e, bool) or not isinstance(e, int) or not 1 <= e <= epochs]
+        if bad:
+            raise ValueError(f"{self.name}: checkpoint_epochs={list(checkpoint_epochs)}: each must be an epoch count "
+                             f"in 1..epochs={epochs}")
+        self.checkpoint_epochs = tuple(sorted(set(int(e) for e in checkpoint_epochs)))
         self.supernet: Supernet | None = None
         self.epoch = 0
         self._sums: dict[str, float] = {}
@@ -88,7 +95,8 @@ class OneShotSearcher:
         return {"epochs": self.epochs, "batch_size": self.batch_size, "warmup_epochs": self.warmup_epochs,
                 "lr": self.lr, "lr_min": self.lr_min, "momentum": self.momentum, "weight_decay": self.weight_decay,
                 "grad_clip": self.grad_clip, "arch_lr": self.arch_lr, "arch_weight_decay": self.arch_weight_decay,
-                "arch_betas": list(self.arch_betas), "net": dict(self.net), "amp": self.amp}
+                "arch_betas": list(self.arch_betas), "net": dict(self.net), "amp": self.amp,
+                "checkpoint_epochs": list(self.checkpoint_epochs)}
 
     def check_space(self, space: Any) -> None:
         """Refuse a space this searcher has no tested relaxation for, naming the ones it has."""

@@ -25,6 +25,7 @@ SEARCHERS: Registry[Any] = Registry("searcher", {
     "autodeeplab": "nasatlas.searchers.autodeeplab:AutoDeepLabSearch",
     "random_ws": "nasatlas.searchers.random_ws:RandomWS",
     "spos": "nasatlas.searchers.spos:SPOS",
+    "coarse_to_fine": "nasatlas.searchers.coarse_to_fine:CoarseToFine",
 })
 
 

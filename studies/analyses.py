@@ -16,7 +16,12 @@ ANALYSES: Registry[Any] = Registry("analysis", {
     "density": "nasatlas.studies.density:density_section",
     "searcher_comparison": "nasatlas.studies.searcher_comparison:comparison_section",
     "oneshot": "nasatlas.studies.oneshot_report:oneshot_section",
+    "optimization_gap": "nasatlas.studies.optimization_gap:optimization_gap_section",
+    "landscape": "nasatlas.studies.landscape:landscape_section",
+    "functional": "nasatlas.studies.functional:functional_section",
     "edf": "nasatlas.studies.edf:edf_section",
+    "predictors": "nasatlas.studies.predictors:predictors_section",
+    "coarse_to_fine": "nasatlas.studies.coarse_to_fine:coarse_to_fine_section",
 })
 
 

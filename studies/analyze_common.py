@@ -20,6 +20,7 @@ ANALYZE_KINDS: dict[str, tuple[str, str]] = {
     "cardinality": ("nasatlas.studies.cardinality", "exact nominal and unique counts, with the papers' figures"),
     "density": ("nasatlas.studies.density", "pairwise and nearest-neighbour distances, share within eps of best"),
     "edf": ("nasatlas.studies.edf", "error EDFs of (sub-)spaces, complexity-normalised, with KS tests"),
+    "functional": ("nasatlas.studies.functional", "1 - linear CKA of one-edit neighbours vs the seed floor"),
 }
 
 

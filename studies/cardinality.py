@@ -8,7 +8,8 @@ kept apart, in :data:`PAPER_FIGURES` and the row's ``paper`` field, each with it
 reader compares the two; they never feed a computation.
 
 ``nasatlas analyze cardinality [--space NAME_OR_FILE ...] [--unique] --json`` prints a JSON list of
-rows with the keys
+rows (``cardinality_rows(..., details=True)``; without ``--json``, one ``space  summary`` line each)
+with the keys
 
 * ``space`` (the space's name), ``origin`` (``"registry"`` or the declaration file it came from);
 * ``cardinality``: the exact nominal count (a JSON integer, however large);
@@ -146,7 +147,7 @@ def _fmt(v: Any) -> str:
 
 def _count_value(row: dict[str, Any], count: str) -> Any:
     if count.startswith("unique:"):
-        return row.get("unique_counts", {}).get(count.split(":", 1)[1], "(needs --unique)")
+        return row.get("unique_counts", {}).get(count.split(":", 1)[1], "not here (analyze cardinality --unique)")
     return row.get(count, "–")
 
 

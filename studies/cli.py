@@ -146,8 +146,10 @@ def _run(path: str, text: str, args: argparse.Namespace) -> int:
     from .runner_async import run_study_async
     from .studyfile import parse_study, read_toml_text
     raw = read_toml_text(text, path)
-    study = parse_study(raw, where=path, profile=args.profile, variables=_parse_vars(args.var))
-    out = Path(args.out or Path("runs") / study.name)
+    name = raw.get("study", {}).get("name", "study") if isinstance(raw.get("study"), dict) else "study"
+    out = Path(args.out or Path("runs") / str(name))
+    variables = {"RUN_DIR": str(out), **_parse_vars(args.var)}  # ${RUN_DIR}: this run's directory
+    study = parse_study(raw, where=path, profile=args.profile, variables=variables)
     execute = run_study_async if args.free_running else run_study
     summary = execute(study, out, workers=args.workers, executor=args.executor, scheduler=args.scheduler,
                       resume=args.resume, progress=not args.quiet, study_text=text)
@@ -285,12 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     """Run one analysis kind; print its result as JSON (``--json``) or as ``key value`` lines."""
-    result: dict[str, Any] = importlib.import_module(args.module).run_cli(args)
+    result: Any = importlib.import_module(args.module).run_cli(args)
     if getattr(args, "json", False):
         _print_json(result)
-    else:
+    elif isinstance(result, dict):
         for k, v in result.items():
             print(f"{k:26} {v}")
+    else:
+        for item in result:
+            print(item)
     return 0
 
 

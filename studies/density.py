@@ -36,7 +36,7 @@ Eq. for the score interval; Brown, Cai & DasGupta 2001, Statistical Science 16, 
 * ``distances``: ``{kind: {"pairwise": S, "nearest_neighbour": S, "nn_vs_n": [{"n", "nn_mean",
   "nn_median"}, ...]}}`` where ``S`` = ``{"count", "mean", "std", "min", "q05", "q25", "median", "q75",
   "q95", "max", "histogram": {distance: count}}`` (quantiles: the inverted-CDF definition, exact from the
-  integer histogram; ``count`` = pairs, or architectures);
+  integer histogram; ``count`` = pairs, or architectures; JSON writes the histogram's keys as strings);
 * with ``--table``: ``share_within_eps`` = ``{"metric", "mode", "epsilon", "best", "best_arch",
   "table": {"n", "within", "share", "exhaustive"}, "sample": {"n", "within", "share", "ci_low",
   "ci_high", "confidence"}}``.
@@ -94,13 +94,16 @@ class _Group:
     cols: np.ndarray
     sizes: tuple[int, ...]
     cost: Callable[[np.ndarray, np.ndarray], np.ndarray]   # (..., w) x (..., w) -> (...) ints, broadcast
+    bound: int                                              # the largest cost
     table: np.ndarray | None = None                         # (S, S) cost between every two states
+    tabulate: bool = True                                   # False: the cost needs valid rows (constrained block)
 
     def prepare(self) -> None:
-        states = math.prod(self.sizes)
-        if states <= MAX_STATES:
-            grid = np.stack(np.meshgrid(*[np.arange(s) for s in self.sizes], indexing="ij"), -1).reshape(-1, len(self.sizes))
+        if self.tabulate and math.prod(self.sizes) <= MAX_STATES:
+            from nasatlas.spaces.space import enumerate_product
+            grid = enumerate_product(self.sizes)
             self.table = np.asarray(self.cost(grid[:, None, :], grid[None, :, :]), dtype=np.int64)
+            self.bound = int(self.table.max())
 
     def codes(self, rows: np.ndarray) -> np.ndarray:
         code = np.zeros(len(rows), dtype=np.intp)
@@ -115,7 +118,9 @@ def _hamming_cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _hamming_groups(cols: Sequence[int], sizes: Sequence[int]) -> list[_Group]:
     """Consecutive decisions packed while their joint state count stays within :data:`MAX_STATES`."""
-    groups, cur, prod = [], [], 1
+    groups: list[list[int]] = []
+    cur: list[int] = []
+    prod = 1
     for c, s in zip(cols, sizes):
         if cur and prod * s > MAX_STATES:
             groups.append(cur)
@@ -124,7 +129,8 @@ def _hamming_groups(cols: Sequence[int], sizes: Sequence[int]) -> list[_Group]:
         prod *= s
     if cur:
         groups.append(cur)
-    return [_Group(np.asarray(g), tuple(sizes[list(cols).index(c)] for c in g), _hamming_cost) for g in groups]
+    size = dict(zip(cols, sizes))
+    return [_Group(np.asarray(g), tuple(size[c] for c in g), _hamming_cost, len(g)) for g in groups]
 
 
 def _cell_node_cost(p: Any, b: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -160,9 +166,10 @@ def _groups(space: Any, kind: str) -> list[_Group]:
             for b in range(p.nodes):
                 node = cols[b * p.stride:(b + 1) * p.stride]
                 groups.append(_Group(np.asarray(node), tuple(p.sizes[b * p.stride:(b + 1) * p.stride]),
-                                     _cell_node_cost(p, b)))
-        elif kind == "edit" and type(p).edit_distance is not Primitive.edit_distance:
-            groups.append(_Group(np.asarray(cols), tuple(p.sizes), p.edit_distance))  # a block's own rule
+                                     _cell_node_cost(p, b), 2 * p.k + int(p.has_combine)))
+        elif kind == "edit" and type(p).edit_distance is not Primitive.edit_distance:   # a block's own rule
+            groups.append(_Group(np.asarray(cols), tuple(p.sizes), p.edit_distance, int(np.iinfo(np.int32).max),
+                                 tabulate=p.is_product))
         else:
             groups.extend(_hamming_groups(cols, p.sizes))
         offset += p.width
@@ -191,17 +198,17 @@ class _Kernel:
             self.paths = _path_matrix(space, rows)
             self.norms = np.asarray(self.paths.sum(axis=1)).ravel().astype(np.int64)
             self.dtype = _uint(2 * int(self.norms.max(initial=0)))
-            self.bytes_per_pair = 32
+            self.bytes_per_pair = 48
             return
         self.groups = _groups(space, kind)
         self.codes = [g.codes(rows) if g.table is not None else None for g in self.groups]
-        top = sum(int(g.table.max()) if g.table is not None else int(np.iinfo(np.int32).max) for g in self.groups)
-        self.dtype = _uint(top)
+        self.dtype = _uint(sum(g.bound for g in self.groups))
         for g in self.groups:
             if g.table is not None:
                 g.table = g.table.astype(self.dtype)
         direct = any(g.table is None for g in self.groups)
-        self.bytes_per_pair = 4 * np.dtype(self.dtype).itemsize + 2 + (64 if direct else 0)
+        # the block, a gathered term, bincount's intp copy, a mask
+        self.bytes_per_pair = 2 * np.dtype(self.dtype).itemsize + 10 + (64 if direct else 0)
 
     @property
     def sentinel(self) -> int:
@@ -298,16 +305,16 @@ def pair_scan(space: Any, rows: Any, kind: str = "edit", *, max_block_bytes: int
     for i0 in range(0, n, c):
         i1 = min(n, i0 + c)
         d = kern.block(np.arange(i0, i1), np.arange(i0, n))
-        sq = d[:, :i1 - i0]
-        sq[np.tril_indices(i1 - i0)] = big       # the diagonal and pairs already counted
-        keep = d[d != big]
-        if keep.size:
-            h = np.bincount(keep)
-            if len(h) > len(hist):
-                hist = np.pad(hist, (0, len(h) - len(hist)))
-            hist[:len(h)] += h
+        for r in range(i1 - i0):
+            d[r, :r + 1] = big                   # the diagonal, and pairs an earlier row counted
+        flat = d.reshape(-1)
+        h = np.bincount(flat, minlength=big + 1)[:big] if big < 1 << 16 else np.bincount(flat[flat != big])
+        if len(h) > len(hist):
+            hist = np.pad(hist, (0, len(h) - len(hist)))
+        hist[:len(h)] += h
         np.minimum(nn[i0:i1], d.min(axis=1), out=nn[i0:i1])
         np.minimum(nn[i0:], d.min(axis=0), out=nn[i0:])
+    hist = np.trim_zeros(hist, "b")
     return PairScan(kind, hist, nn)
 
 
@@ -502,9 +509,11 @@ def density_tables(result: dict[str, Any]) -> dict[str, pd.DataFrame]:
 
 # -- report section ----------------------------------------------------------------------------------
 
-#: sample size of the report section, and uniform samples the run's evaluated architectures are compared with
+#: defaults of ``[analysis.density]``: sample size, and uniform samples the run's architectures are compared with
 REPORT_SAMPLE = 1000
 REPORT_REPEATS = 20
+_SECTION_PARAMS: dict[str, type] = {"spaces": list, "sample": int, "distances": list, "sizes": list, "over": str,
+                                    "seed": int}
 
 
 def _plots(tables: dict[str, pd.DataFrame], run: Path, name: str) -> list[str]:
@@ -514,6 +523,7 @@ def _plots(tables: dict[str, pd.DataFrame], run: Path, name: str) -> list[str]:
         import matplotlib.pyplot as plt
     except ImportError:  # matplotlib is a dev extra
         return []
+    tag = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
     h, c = tables["histogram"], tables["nn_vs_n"]
     kinds = list(dict.fromkeys(h["distance"]))
     fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.0), squeeze=False)
@@ -526,7 +536,7 @@ def _plots(tables: dict[str, pd.DataFrame], run: Path, name: str) -> list[str]:
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{name}: distances in a uniform sample", fontsize=9)
     fig.tight_layout()
-    fig.savefig(run / "density_distances.png", dpi=110)
+    fig.savefig(run / f"density_distances_{tag}.png", dpi=110)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     for k, g in c.groupby("distance", sort=False):
@@ -536,52 +546,77 @@ def _plots(tables: dict[str, pd.DataFrame], run: Path, name: str) -> list[str]:
     ax.set_ylabel("mean nearest-neighbour distance")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(run / "density_nn_vs_n.png", dpi=110)
+    fig.savefig(run / f"density_nn_vs_n_{tag}.png", dpi=110)
     plt.close(fig)
-    return ["![distance histograms](density_distances.png)", "", "![nearest neighbour vs n](density_nn_vs_n.png)"]
+    return [f"![{name} distance histograms](density_distances_{tag}.png)", "",
+            f"![{name} nearest neighbour vs n](density_nn_vs_n_{tag}.png)", ""]
 
 
-def density_section(df: pd.DataFrame, study: dict[str, Any], run_dir: str | Path) -> str:
-    """Report section: distances in a uniform sample of the study's space (:data:`REPORT_SAMPLE`
-    distinct architectures, or all of a smaller space; seeded by the study's seed) under each of its
-    distances, the nearest-neighbour curve, and the run's distinct evaluated architectures' mean
-    nearest-neighbour distance beside a uniform sample of the same size."""
-    from nasatlas.spaces.declaration import space_from_dict
-    run = Path(run_dir)
-    sp = study.get("space", {})
-    space = space_from_dict(sp if "blocks" in sp else {"space": sp.get("name"), "params": sp.get("params", {})})
-    seed = int(study.get("study", {}).get("seed", 0))
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xDE5]))
-    n = int(min(REPORT_SAMPLE, space.cardinality()))
-    res = density(space, rng=rng, sample=n)
-    tables = density_tables(res)
-    lines = ["## How dense is the space?", "",
-             f"{n:,} distinct architectures drawn uniformly from `{space.name}` (seed {seed}); distances: "
-             f"{', '.join(res['distance_kinds'])}.", "",
-             "| distance | of | mean | median | q05 | q95 | max |", "|---|---|---|---|---|---|---|"]
-    for r in tables["quantiles"].itertuples():
-        lines.append(f"| {r.distance} | {r.of.replace('_', ' ')} | {r.mean:.2f} | {r.median} | {r.q05} | {r.q95} "
-                     f"| {r.max} |")
-    lines += ["", "Mean nearest-neighbour distance by sample size: "
-              + "; ".join(f"{k}: " + ", ".join(f"n={c['n']:,} → {c['nn_mean']:.2f}" for c in r["nn_vs_n"])
-                          for k, r in res["distances"].items()), ""]
-    archs = df.loc[df["status"] == "ok", "arch"].dropna().unique() if len(df) and "arch" in df else []
+def _evaluated_vs_uniform(space: Any, df: pd.DataFrame, rng: np.random.Generator) -> list[str]:
+    archs = df.loc[df["status"] == "ok", "arch"].dropna().unique() if len(df) and {"arch", "status"} <= set(df) else []
     ev = []
     for a in archs:
         try:
             ev.append(space.from_str(str(a)).indices)
         except ValueError:
             continue
-    if len(ev) >= 2:
-        own = float(pair_scan(space, np.asarray(ev), "edit").nn.mean())
-        ref = np.array([pair_scan(space, sample_distinct(space, rng, len(ev)), "edit").nn.mean()
-                        for _ in range(REPORT_REPEATS)])
-        lo, hi = np.quantile(ref, [0.05, 0.95])
-        lines += [f"The run's {len(ev)} distinct evaluated architectures lie {own:.2f} edits from their nearest "
-                  f"evaluated neighbour on average; {REPORT_REPEATS} uniform samples of {len(ev)} give "
-                  f"{ref.mean():.2f} (5–95%: {lo:.2f}–{hi:.2f}). Below that range, the search concentrated its "
-                  "evaluations; inside it, they are spread like uniform draws.", ""]
-    return "\n".join(lines + _plots(tables, run, space.name)) + "\n"
+    if not 2 <= len(ev) <= min(REPORT_SAMPLE, space.cardinality() // 2):
+        return []
+    own = float(pair_scan(space, np.asarray(ev), "edit").nn.mean())
+    ref = np.array([pair_scan(space, sample_distinct(space, rng, len(ev)), "edit").nn.mean()
+                    for _ in range(REPORT_REPEATS)])
+    lo, hi = np.quantile(ref, [0.05, 0.95])
+    return [f"The run's {len(ev)} distinct evaluated architectures lie {own:.2f} edits from their nearest evaluated "
+            f"neighbour on average; {REPORT_REPEATS} uniform samples of {len(ev)} give {ref.mean():.2f} (5–95%: "
+            f"{lo:.2f}–{hi:.2f}). Below that range, the search concentrated its evaluations; inside it, they are "
+            "spread like uniform draws.", ""]
+
+
+def density_section(df: pd.DataFrame, study: dict[str, Any], run_dir: str | Path) -> str:
+    """Report section ``density``: per space, distances in a uniform sample of distinct architectures under
+    each of its distances (a quantile table and ``density_distances_<space>.png``), the nearest-neighbour
+    curve (``density_nn_vs_n_<space>.png``) and, for the study's own space (2 .. ``sample`` distinct
+    evaluated architectures, at most half the space), their mean nearest-neighbour edit distance beside
+    :data:`REPORT_REPEATS` uniform samples of the same size.
+
+    ``[analysis.density]`` may set ``spaces`` (registered names or declaration files; default: the
+    study's space; a listed space named like the study's is the study's, with its params), ``sample``
+    (:data:`REPORT_SAMPLE`, or the whole of a smaller space), ``distances`` (default: every distance a
+    space has), ``sizes`` (the curve's sample sizes), ``over`` (``"nominal"``) and ``seed`` (default:
+    the study's).
+    """
+    from nasatlas.spaces.declaration import load_space, space_from_dict
+    params = dict(study.get("analysis", {}).get("density", {}))
+    for k, v in params.items():
+        if k not in _SECTION_PARAMS or not isinstance(v, _SECTION_PARAMS[k]):
+            raise ValueError(f"[analysis.density] {k} = {v!r}: allowed keys and types: "
+                             f"{ {n: t.__name__ for n, t in _SECTION_PARAMS.items()} }")
+    sp = study.get("space", {})
+    own = space_from_dict(sp if "blocks" in sp else {"space": sp.get("name"), "params": sp.get("params", {})})
+    listed = [load_space(str(n)) for n in params.get("spaces", [])] or [own]
+    seed = int(params.get("seed", study.get("study", {}).get("seed", 0)))
+    lines = ["## How dense is the space?", ""]
+    for i, space in enumerate(own if s.name == own.name else s for s in listed):
+        rng = np.random.default_rng(np.random.SeedSequence([seed, i]))
+        n = int(min(params.get("sample", REPORT_SAMPLE), space.cardinality()))
+        res = density(space, rng=rng, sample=n, kinds=params.get("distances"), sizes=params.get("sizes"),
+                      over=params.get("over", "nominal"))
+        tables = density_tables(res)
+        lines += [f"### `{space.name}`", "",
+                  f"{n:,} distinct architectures drawn uniformly ({res['over']}) from `{space.name}` "
+                  f"({space.cardinality():,} architectures; seed {seed}); distances: "
+                  f"{', '.join(res['distance_kinds'])}.",
+                  "", "| distance | of | mean | median | q05 | q95 | max |", "|---|---|---|---|---|---|---|"]
+        for r in tables["quantiles"].itertuples():
+            lines.append(f"| {r.distance} | {r.of.replace('_', ' ')} | {r.mean:.2f} | {r.median} | {r.q05} "
+                         f"| {r.q95} | {r.max} |")
+        lines += ["", "Mean nearest-neighbour distance by sample size: "
+                  + "; ".join(f"{k}: " + ", ".join(f"n={c['n']:,} → {c['nn_mean']:.2f}" for c in r["nn_vs_n"])
+                              for k, r in res["distances"].items()), ""]
+        if space is own:
+            lines += _evaluated_vs_uniform(space, df, rng)
+        lines += _plots(tables, Path(run_dir), space.name)
+    return "\n".join(lines) + "\n"
 
 
 # -- nasatlas analyze density ------------------------------------------------------------------------
@@ -594,7 +629,8 @@ def add_arguments(p: Any) -> None:
     p.add_argument("--mode", choices=["max", "min"], default="max", help="max: higher metric is better")
     p.add_argument("--distance", action="append", choices=list(DISTANCE_KINDS), default=None,
                    help="a distance (repeatable; default: every distance the space has)")
-    p.add_argument("--sample", type=int, default=2000, help="distinct architectures in the uniform sample")
+    p.add_argument("--sample", type=int, default=2000,
+                   help="distinct architectures in the uniform sample (and table rows sampled for the share)")
     p.add_argument("--sizes", type=int, nargs="+", default=None, help="nearest-neighbour curve sample sizes")
     p.add_argument("--over", choices=["nominal", "unique"], default="nominal")
     p.add_argument("--seed", type=int, default=0)

@@ -433,7 +433,8 @@ def edf_section(df: pd.DataFrame, study: dict[str, Any], run_dir: str | Path) ->
     duplicates counted, ok rows), complexity-normalised over ``cost_params`` (else ``cost_macs``) when every
     model has a positive value; the curves in ``edf.png``, quantiles and the pairwise KS table.
 
-    ``[analysis.edf]`` may set ``group_by`` (a log column, default ``"searcher"``), ``complexity``
+    ``[analysis.edf]`` may set ``group_by`` (a log column, default ``"searcher"``, or ``"contains:OP"``: the
+    sub-spaces of architectures with and without op ``OP``), ``complexity``
     (``"auto"``, ``"none"`` or a column), ``bins`` (10), ``target`` (``"uniform"``) and ``error_from``
     (default: ``"error"`` for ``mode = "min"``, else ``"auto"``).
     """
@@ -451,8 +452,15 @@ def edf_section(df: pd.DataFrame, study: dict[str, Any], run_dir: str | Path) ->
     if col not in ok.columns:
         raise ValueError(f"the edf analysis: the log has no {col!r} column for [study] objective {objective!r}")
     by = params.get("group_by", "searcher")
-    if by not in ok.columns:
-        raise ValueError(f"[analysis.edf] group_by = {by!r} is not a column of the log")
+    if by.startswith("contains:"):
+        # sub-spaces: architectures with / without an op (e.g. "contains:nor_conv_3x3")
+        from nasatlas.spaces.declaration import space_from_dict
+        sp = study.get("space", {})
+        space = space_from_dict(sp if "blocks" in sp else {"space": sp.get("name"), "params": sp.get("params", {})})
+        op = by.split(":", 1)[1]
+        ok = ok.assign(**{by: np.where(op_presence(space, ok["arch"].tolist(), op), f"with {op}", f"without {op}")})
+    elif by not in ok.columns:
+        raise ValueError(f"[analysis.edf] group_by = {by!r} is neither a column of the log nor 'contains:OP'")
     ok = ok[np.isfinite(ok[col].to_numpy(dtype=float))]
     rule = resolve_error_rule(objective, ok[col], params.get("error_from",
                                                              "error" if st.get("mode", "max") == "min" else "auto"))

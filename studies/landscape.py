@@ -15,11 +15,12 @@ one-edit neighbours of a (``space.neighbours``) restricted to tabulated architec
 * strict (weak) local maxima: f(a) > (≥) f(b) for every b ∈ N(a) (architectures without a tabulated
   neighbour are neither);
 * basin of the global optimum (Ochoa, Tomassini, Vérel & Darabos 2008, local optima networks): the
-  number (and share) of architectures from which hill climbing ends at the global best. Best
+  number (and share) of architectures from which hill climbing ends at the global best (the one the
+  FDC uses; a climb ending at another architecture of equal value is not counted). Best
   improvement (steepest ascent) moves to the best neighbour while it is strictly better, ties to the
   lowest table index; first improvement moves to the first strictly better neighbour in
   ``space.neighbours`` order (a fixed scan order, so both climbs are deterministic). Every climb ends
-  at a weak local maximum.
+  at a weak local maximum (or at an architecture without a tabulated neighbour).
 
 :func:`neighbour_correlation_by_distance` gives the correlation of f over all ordered pairs at
 distance exactly d = 1..D (the lag-d generalisation of the pair autocorrelation; d = 1 is the
@@ -517,7 +518,7 @@ def _largest_component(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.flatnonzero(label == np.bincount(label).argmax())
 
 
-def _plots(run_dir: Path, space: Any, rows: np.ndarray, shown: np.ndarray, best: int, objective: str,
+def _plots(run_dir: Path, rows: np.ndarray, shown: np.ndarray, best: int, objective: str,
            rho: list[float] | None, by_d: pd.DataFrame) -> list[str]:
     """``landscape_fdc.png``, ``landscape_rho.png``, ``landscape_corr_distance.png``; their names (none
     without matplotlib, a dev extra)."""
@@ -527,40 +528,33 @@ def _plots(run_dir: Path, space: Any, rows: np.ndarray, shown: np.ndarray, best:
         import matplotlib.pyplot as plt
     except ImportError:
         return []
-    names = []
     dist = (rows != rows[best]).sum(axis=1)
-    jitter = np.linspace(-0.25, 0.25, len(rows)) if len(rows) > 1 else np.zeros(1)
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=110)
-    ax.scatter(dist + jitter, shown, s=3, alpha=0.25 if len(rows) > 2000 else 0.7, lw=0)
+    ax.scatter(dist + np.linspace(-0.25, 0.25, len(rows)), shown, s=3, alpha=0.25 if len(rows) > 2000 else 0.7, lw=0)
     means = pd.Series(shown).groupby(dist).mean()
     ax.plot(means.index, means.values, "k-o", ms=4, label="mean at each distance")
-    ax.set_xlabel("Hamming distance to the best architecture")
-    ax.set_ylabel(objective)
+    ax.set(xlabel="Hamming distance to the best architecture", ylabel=objective)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(run_dir / "landscape_fdc.png")
-    plt.close(fig)
-    names.append("landscape_fdc.png")
+    plots = [(fig, "landscape_fdc.png")]
+    lines = [("landscape_corr_distance.png", by_d["distance"], by_d["corr"], "distance d between two architectures",
+              f"corr of {objective} over pairs at d")]
     if rho is not None:
+        lines.insert(0, ("landscape_rho.png", np.arange(1, len(rho) + 1), rho, "lag k (random-walk steps)", "ρ(k)"))
+    for name, x, y, xlabel, ylabel in lines:
         fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=110)
-        ax.plot(np.arange(1, len(rho) + 1), rho, "o-")
+        ax.plot(x, y, "o-")
         ax.axhline(0, color="grey", lw=0.5)
-        ax.set_xlabel("lag k (random-walk steps)")
-        ax.set_ylabel("ρ(k)")
+        ax.set(xlabel=xlabel, ylabel=ylabel)
+        plots.append((fig, name))
+    for fig, name in plots:
         fig.tight_layout()
-        fig.savefig(run_dir / "landscape_rho.png")
+        fig.savefig(run_dir / name)
         plt.close(fig)
-        names.append("landscape_rho.png")
-    fig, ax = plt.subplots(figsize=(5.5, 3.2), dpi=110)
-    ax.plot(by_d["distance"], by_d["corr"], "o-")
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set_xlabel("distance d between two architectures")
-    ax.set_ylabel(f"corr of {objective} over pairs at d")
-    fig.tight_layout()
-    fig.savefig(run_dir / "landscape_corr_distance.png")
-    plt.close(fig)
-    names.append("landscape_corr_distance.png")
-    return names
+    return [name for _, name in plots]
+
+
+#: ``[analysis.landscape]`` keys and types
+_SECTION_PARAMS: dict[str, type] = {"walks": int, "walk_length": int, "max_lag": int, "seed": int, "distance": str}
 
 
 def _fmt(x: float) -> str:
@@ -571,9 +565,15 @@ def landscape_section(df: pd.DataFrame, study: dict[str, Any], run_dir: Any = No
     """Report section ``landscape``: the statistics of this module over the run's evaluated architectures
     (the log's ok rows, the objective averaged over repeated evaluations of one architecture; negated for
     ``mode = "min"`` so that "best" and "maxima" read as the study's), with plots: fitness vs distance
-    to the best, random-walk ρ(k) (20 walks of 1,000 steps on the largest connected part of the
-    evaluated neighbour graph, seeded by the study seed) and the correlation by distance."""
+    to the best, random-walk ρ(k) on the largest connected part of the evaluated neighbour graph, and the
+    correlation by distance. ``[analysis.landscape]``: ``walks`` (20; 0: none), ``walk_length`` (1000),
+    ``max_lag`` (10), ``seed`` (the study's) and ``distance`` (``edit`` or ``hamming``)."""
     from nasatlas.spaces.declaration import space_from_dict
+    params = dict(study.get("analysis", {}).get("landscape", {}))
+    for k, v in params.items():
+        if k not in _SECTION_PARAMS or not isinstance(v, _SECTION_PARAMS[k]):
+            raise ValueError(f"[analysis.landscape] {k} = {v!r}: allowed keys and types: "
+                             f"{ {n: t.__name__ for n, t in _SECTION_PARAMS.items()} }")
     st = study.get("study", {})
     objective = st.get("objective")
     if not objective:
@@ -592,20 +592,21 @@ def landscape_section(df: pd.DataFrame, study: dict[str, Any], run_dir: Any = No
     try:
         rows, values = table_rows(space, table, metric="value")
         stats = landscape(space, rows, values)
-        by_d = neighbour_correlation_by_distance(space, rows, values, kind="edit")
+        by_d = neighbour_correlation_by_distance(space, rows, values, kind=params.get("distance", "edit"))
     except ValueError as e:
         return "\n".join(lines + [f"The landscape of the {len(table):,} evaluated architectures is undefined: {e}.",
                                   ""])
     s, d = neighbour_pairs(space, rows)
     comp = _largest_component(len(rows), s, d)
     rho: list[float] | None = None
-    if len(comp) >= 2:
-        rw = random_walk_autocorrelation(space, rows[comp], values[comp],
-                                         rng=np.random.default_rng(int(st.get("seed", 0))), walks=20, length=1000)
-        rho = rw["rho"]
+    if len(comp) >= 2 and params.get("walks", 20) > 0:
+        rho = random_walk_autocorrelation(space, rows[comp], values[comp],
+                                          rng=np.random.default_rng(params.get("seed", int(st.get("seed", 0)))),
+                                          walks=params.get("walks", 20), length=params.get("walk_length", 1000),
+                                          max_lag=params.get("max_lag", 10))["rho"]
     run = Path(run_dir) if run_dir is not None else None
     best = int(np.argmax(values))
-    plots = _plots(run, space, rows, sign * values, best, objective, rho, by_d) if run is not None else []
+    plots = _plots(run, rows, sign * values, best, objective, rho, by_d) if run is not None else []
     shown_best = sign * stats.best_value
     lines += [f"Over the {stats.n:,} evaluated architectures of `{space.name}` ({objective}, mean over repeated "
               f"evaluations{'; minimised, so maxima below are minima of the objective' if sign < 0 else ''}), "
@@ -625,7 +626,7 @@ def landscape_section(df: pd.DataFrame, study: dict[str, Any], run_dir: Any = No
         ell = -1.0 / math.log(rho[0]) if 0 < rho[0] < 1 else float("nan")
         lines.append(f"| random-walk ρ(1), correlation length ℓ ({len(comp):,} connected architectures) | "
                      f"{_fmt(rho[0])}, {_fmt(ell)} |")
-    lines += ["", "Correlation over all pairs at edit distance d: "
+    lines += ["", f"Correlation over all pairs at {params.get('distance', 'edit')} distance d: "
               + ", ".join(f"d={int(r.distance)}: {_fmt(float(r.corr))} ({int(r.n_pairs):,} pairs)"
                           for r in by_d.itertuples()) + ".", ""]
     lines += [f"![{name.removesuffix('.png')}]({name})" for name in plots]

@@ -172,6 +172,10 @@ def run_one_shot_search(searcher: Any, space: Any, *, data: Any, evaluations: in
                 epoch_rows.append(_epoch_row(searcher, space, row, epoch, spent, probe, calibration, label, repeat))
                 if table is not None:
                     _write_epochs(table, epoch_rows)
+                if out_dir is not None and epoch + 1 in getattr(searcher, "checkpoint_epochs", ()):
+                    from nasatlas.spaces.supernet import save_supernet
+                    save_supernet(supernet, Path(out_dir) / f"{label}-r{repeat}-e{epoch + 1}.pt", searcher=label,
+                                  repeat=repeat, epochs=epoch + 1)
                 if getattr(searcher, "stop", False):
                     break
         except ValueError:

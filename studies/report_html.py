@@ -9,7 +9,8 @@ import re
 __all__ = ["markdown_to_html"]
 
 _STYLE = ("body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;line-height:1.45}"
-          "table{border-collapse:collapse;margin:1rem 0;display:block;overflow-x:auto;max-width:100%}td,th{border:1px solid #ccc;padding:.25rem .5rem;"
+          "table{border-collapse:collapse;margin:1rem 0;display:block;overflow-x:auto;max-width:100%}"
+          "td,th{border:1px solid #ccc;padding:.25rem .5rem;"
           "text-align:left}th{background:#f3f3f3}code{background:#f6f6f6;padding:0 .2rem}img{max-width:100%}")
 
 

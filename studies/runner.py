@@ -94,7 +94,7 @@ class _DerivedQueue:
 
     def _search(self) -> list[Any]:
         from .oneshot import run_one_shot_search
-        n = int(self.study.budget.get("evaluations") or 1)
+        n = int(evaluations_of(self.study, self.index) or 1)
         if all(t in self.replay_rows for t in range(n)):
             from .oneshot import DerivedArch
             return [DerivedArch(self.replay_rows[t], -1, float("nan")) for t in range(n)]
@@ -124,6 +124,12 @@ class _DerivedQueue:
     def params(self) -> dict[str, Any]:
         p = getattr(self.searcher, "params", None)
         return dict(p()) if callable(p) else {}
+
+
+def evaluations_of(study: Study, index: int) -> int | None:
+    """Evaluations per repeat of searcher ``index``: its own ``evaluations`` or the study's budget."""
+    own = study.searchers[index].evaluations
+    return int(own) if own is not None else study.budget.get("evaluations")
 
 
 def _make_searcher(study: Study, index: int, repeat: int, space: Space,
@@ -209,7 +215,8 @@ def run_study(study: Study, out: str | Path, *, workers: int = 1, executor: str 
                 break
             batch: list[tuple[_Run, Any]] = []
             for run in active:
-                n = study.batch_size if budget_evals is None else min(study.batch_size, budget_evals - run.done)
+                cap = evaluations_of(study, run.index)
+                n = study.batch_size if cap is None else min(study.batch_size, cap - run.done)
                 props = run.searcher.ask(n) if n > 0 else []
                 if not props:
                     run.finished = True
@@ -254,7 +261,8 @@ def run_study(study: Study, out: str | Path, *, workers: int = 1, executor: str 
                 if obj is not None:
                     run.best = max(run.best, obj)
                 run.simulated += float(result.costs.get("simulated_seconds", 0.0) or 0.0)
-                if budget_evals is not None and run.done >= budget_evals:
+                cap = evaluations_of(study, run.index)
+                if cap is not None and run.done >= cap:
                     run.finished = True
                 if sim_limit is not None and run.simulated >= sim_limit:
                     run.finished = True
@@ -337,7 +345,7 @@ def _progress(runs: Sequence[_Run], study: Study, budget_evals: int | None, t0: 
     parts = []
     for label, rs in by_label.items():
         done = sum(r.done for r in rs)
-        total = (budget_evals or 0) * len(rs)
+        total = (evaluations_of(study, rs[0].index) or 0) * len(rs)
         best = max((r.best for r in rs), default=float("-inf"))
         best_txt = "-" if best == float("-inf") else f"{best if study.mode == 'max' else -best:.4g}"
         elapsed = time.monotonic() - t0

@@ -63,6 +63,7 @@ from .runner import (
     _space_decl,
     build_record,
     build_space,
+    evaluations_of,
     logged_trials,
     prepare_out,
     trial_seed,
@@ -123,8 +124,8 @@ class _FreeRunner:
     # ------------------------------------------------------------------ asking
     def _runnable(self, i: int) -> bool:
         run, flow = self.runs[i], self.flows[i]
-        return not run.finished and not flow.waiting and (self.budget_evals is None
-                                                          or flow.asked < self.budget_evals)
+        cap = evaluations_of(self.study, run.index)
+        return not run.finished and not flow.waiting and (cap is None or flow.asked < cap)
 
     def fill(self) -> None:
         """Give every free slot a proposal (replaying logged trials on the way, without a slot)."""
@@ -182,7 +183,8 @@ class _FreeRunner:
         if obj is not None:
             run.best = max(run.best, obj)
         run.simulated += float(result.costs.get("simulated_seconds", 0.0) or 0.0)
-        if self.budget_evals is not None and run.done >= self.budget_evals:
+        cap = evaluations_of(study, run.index)
+        if cap is not None and run.done >= cap:
             run.finished = True
         if self.sim_limit is not None and run.simulated >= self.sim_limit:
             run.finished = True

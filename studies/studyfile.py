@@ -7,7 +7,9 @@
     [[extra_evaluators]]  label + name + params; logged as ``metric_<label>_<name>``, never shown
                    to searchers
     [[searchers]]  name + params + optional label (unique; fills the ``searcher`` column) + optional
-                   repeats (default: the study's; a slow searcher may run fewer)
+                   repeats (default: the study's; a slow searcher may run fewer) + optional
+                   evaluations (default: [budget] evaluations; e.g. a one-shot searcher whose only
+                   job in a study is to train a supernet may be evaluated once)
     [budget]       evaluations (per searcher per repeat), simulated_seconds, wall_seconds
     [analysis.NAME] optional parameters of a report analysis named in ``[study] analyses``
                    (e.g. ``[analysis.density] spaces = ["nb201", "darts"]``); the analysis reads them
@@ -42,7 +44,7 @@ _STUDY_KEYS = {"name": str, "seed": int, "repeats": int, "objective": str, "mode
                "description": str, "device": str, "analyses": list}
 _BUDGET_KEYS = {"evaluations": int, "simulated_seconds": (int, float), "wall_seconds": (int, float)}
 _COMPONENT_KEYS = {"name", "params", "label"}
-_SEARCHER_KEYS = _COMPONENT_KEYS | {"repeats"}
+_SEARCHER_KEYS = _COMPONENT_KEYS | {"repeats", "evaluations"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -59,6 +61,8 @@ class Component:
     label: str = ""
     #: searchers only: repeats of this searcher (default: the study's); slow searchers may run fewer
     repeats: int | None = None
+    #: searchers only: evaluations per repeat of this searcher (default: the study's [budget] evaluations)
+    evaluations: int | None = None
 
 
 @dataclass(frozen=True)
@@ -134,9 +138,9 @@ def _component(obj: Any, where: str, section: str, registry: Any, keys: set[str]
     if not isinstance(obj, Mapping):
         raise StudyError(f"{where}: [{section}] must be a table with name and params")
     _check_keys(obj, keys, where, section)
-    if "repeats" in obj and (isinstance(obj["repeats"], bool) or not isinstance(obj["repeats"], int)
-                             or obj["repeats"] < 1):
-        raise StudyError(f"{where}: [{section}] repeats = {obj['repeats']!r} must be an integer >= 1")
+    for key in ("repeats", "evaluations"):
+        if key in obj and (isinstance(obj[key], bool) or not isinstance(obj[key], int) or obj[key] < 1):
+            raise StudyError(f"{where}: [{section}] {key} = {obj[key]!r} must be an integer >= 1")
     if "name" not in obj or not isinstance(obj["name"], str):
         raise StudyError(f"{where}: [{section}] needs name = \"...\"; registered: {', '.join(registry.names())}")
     if obj["name"] not in registry:
@@ -145,7 +149,8 @@ def _component(obj: Any, where: str, section: str, registry: Any, keys: set[str]
     params = obj.get("params", {})
     if not isinstance(params, Mapping):
         raise StudyError(f"{where}: [{section}] params must be a table")
-    return Component(obj["name"], dict(params), str(obj.get("label", obj["name"])), obj.get("repeats"))
+    return Component(obj["name"], dict(params), str(obj.get("label", obj["name"])), obj.get("repeats"),
+                     obj.get("evaluations"))
 
 
 def parse_study(raw: Mapping[str, Any], *, where: str = "<study>", profile: str | None = None,

@@ -38,6 +38,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "fixed": {"sample": 64},
     "random_largest": {"net": "tiny", "k": 3},
     "reinforce": {"learning_rate": 0.1},
+    "coarse_to_fine": {"budget": 40, "b1": 0.25},  # B1 = 10: the conformance runs cross the phase switch
 }
 #: searchers whose tell ignores results, so they cannot notice a non-finite value (not this change's files)
 IGNORE_VALUES = {"random", "fixed"}
