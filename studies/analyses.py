@@ -17,6 +17,7 @@ ANALYSES: Registry[Any] = Registry("analysis", {
     "searcher_comparison": "nasatlas.studies.searcher_comparison:comparison_section",
     "oneshot": "nasatlas.studies.oneshot_report:oneshot_section",
     "optimization_gap": "nasatlas.studies.optimization_gap:optimization_gap_section",
+    "random_vs_darts": "nasatlas.studies.random_vs_darts:random_vs_darts_section",
     "landscape": "nasatlas.studies.landscape:landscape_section",
     "functional": "nasatlas.studies.functional:functional_section",
     "edf": "nasatlas.studies.edf:edf_section",
