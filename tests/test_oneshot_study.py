@@ -52,3 +52,20 @@ def test_oneshot_nb201_smoke_through_the_cli(tmp_path: Path, monkeypatch: pytest
     ev.setup(space)
     res = ev.evaluate(arch, budget={}, seed=0, device="cpu")
     assert res.ok and 0 <= res.metrics["valid_acc"] <= 100
+
+
+def test_autodeeplab_shapes_smoke_through_the_cli(tmp_path: Path) -> None:
+    """Auto-DeepLab's search through the runner on segmentation data: Viterbi-decoded path + cell,
+    trained stand-alone (mean IoU), the per-epoch table with the path."""
+    out = tmp_path / "adl"
+    assert main(["study", "autodeeplab_shapes", "--profile", "smoke", "--out", str(out), "--quiet"]) == 0
+    df = ResultLog(out / "evaluations").read()
+    assert len(df) == 1 and (df["status"] == "ok").all() and df["metric_valid_miou"].between(0, 1).all()
+    ep = pd.read_parquet(out / "search" / "autodeeplab-r0.parquet")
+    assert list(ep["epoch"]) == [0, 1] and (ep["status"] == "ok").all()
+    assert set(json.loads(ep["alpha"].iloc[-1])) == {"cell", "beta"}
+    from nasatlas.spaces import get_space
+    space = get_space("autodeeplab", layers=4)
+    arch = space.from_str(df["arch"].iloc[0])
+    assert list(arch.indices)[0] == 0          # the paper's trellis: the first layer at /4
+    assert "## One-shot search" in (out / "report.md").read_text()
