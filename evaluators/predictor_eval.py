@@ -17,7 +17,7 @@ gp       ``sklearn.gaussian_process.GaussianProcessRegressor`` on standardised t
          ``c · RBF(ℓ) + white noise`` with c, ℓ and the noise fitted by maximising the log marginal
          likelihood (Rasmussen & Williams 2006, eq. 2.25 for the mean ``k*ᵀ α``, α = (K + σ²I)⁻¹ y, eq. 5.8)
 knn      k-nearest-neighbour regression (``n_neighbors`` = 5, Euclidean distance on the encoding, i.e.
-         Hamming distance for 0/1 encodings); implemented here, not with scikit-learn, so that ties are
+         Hamming distance for 0/1 encodings); nasatlas's own :func:`knn_predict`, not scikit-learn's, so that ties are
          handled exactly: the prediction is the mean of the k nearest targets *in expectation over a
          uniformly random order among the training points tied at the k-th distance* (the closer points
          weigh 1, the m tied ones r/m each, r the slots left), which does not depend on the training order
@@ -25,18 +25,14 @@ knn      k-nearest-neighbour regression (``n_neighbors`` = 5, Euclidean distance
 
 Saved predictors (``save_predictor``/``load_predictor``) are one ``.npz`` file (numpy's own format,
 read with ``allow_pickle=False``: no pickle anywhere) holding the exact fitted parameters as float64/int64
-arrays and a JSON header (``meta``: kind, space, encoding, metric, feature count, ...):
-
-* rf/gb: every tree's ``children_left``, ``children_right``, ``feature``, ``threshold`` and leaf
-  ``value`` (concatenated, with offsets), plus gb's initial constant and learning rate;
-* mlp: every member's weight matrices and biases, the activation and the target scaling;
-* gp: the training encodings, α, c, ℓ and the target scaling; knn: the training set and k.
-
-:class:`LoadedPredictor` predicts from those arrays with numpy alone, replaying scikit-learn's own
-arithmetic (trees: ``x ≤ threshold`` on float32 inputs, the forest's mean accumulated tree by tree,
-boosting's ``init + Σ lr · tree`` stage by stage), so a loaded predictor reproduces the in-memory one
-(to ~1e-12 relative; ``save_predictor`` checks it on the training encodings before writing). Loading
-therefore needs neither scikit-learn nor the pickle module, and only code in this file.
+arrays and a JSON header (``meta``: kind, space, encoding, metric, mode, feature count, ...). The format, the
+reader (:func:`load_predictor`), :class:`LoadedPredictor` and the numpy prediction rules it replays
+(:func:`knn_predict`, tree traversal, the MLP forward pass, the GP mean) live in
+:mod:`nasatlas.results.predictor_file`, so that searchers, which may not import ``evaluators`` (DESIGN §3),
+can load a predictor too (BANANAS' ``warm_start``); they are re-exported here unchanged. Fitting and saving
+(scikit-learn) stay in this module: ``save_predictor`` replays the arrays with :class:`LoadedPredictor` on
+(up to 256 of) the training encodings before writing and refuses a file that does not reproduce the
+in-memory predictor (to 1e-9 of the targets' scale; in practice ~1e-12 relative).
 
 The ``predictor`` evaluator loads such a file and reports ``predicted_<metric>`` (or ``metric``).
 """
@@ -52,17 +48,22 @@ from typing import Any
 
 import numpy as np
 from nasatlas.results import EvalResult
+from nasatlas.results.predictor_file import (
+    ENCODINGS,
+    FORMAT,
+    FORMAT_VERSION,
+    PREDICTOR_KINDS,
+    LoadedPredictor,
+    knn_predict,
+    load_predictor,
+)
+from nasatlas.results.predictor_file import check_kind as _check_kind
 from nasatlas.spaces import Arch, Space
 
 from .base import Evaluator
 
 __all__ = ["PREDICTOR_KINDS", "ENCODINGS", "DEFAULTS", "FittedPredictor", "LoadedPredictor", "PredictorEvaluator",
            "features", "fit_predictor", "save_predictor", "load_predictor", "knn_predict"]
-
-PREDICTOR_KINDS: tuple[str, ...] = ("rf", "gb", "mlp", "gp", "knn")
-ENCODINGS: tuple[str, ...] = ("onehot", "adjacency", "path")
-FORMAT = "nasatlas-predictor"
-FORMAT_VERSION = 1
 
 #: default hyper-parameters per kind (``params`` of :func:`fit_predictor` override them)
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -91,31 +92,7 @@ def features(space: Space, rows: np.ndarray, encoding: str = "onehot") -> np.nda
     return np.asarray(x, dtype=np.float64)
 
 
-# ----------------------------------------------------------------------------- k-NN (own, exact ties)
-
-def knn_predict(x_train: np.ndarray, y_train: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:
-    """Mean target of the ``k`` nearest training points (Euclidean), in expectation over a uniformly
-    random order of the points tied at the k-th smallest distance (see the module docstring)."""
-    from scipy.spatial.distance import cdist
-    xt = np.asarray(x_train, dtype=np.float64)
-    yt = np.asarray(y_train, dtype=np.float64)
-    k = min(int(k), len(yt))
-    d = cdist(np.asarray(x, dtype=np.float64), xt, metric="sqeuclidean")
-    kth = np.partition(d, k - 1, axis=1)[:, k - 1:k]            # the k-th smallest distance per query
-    closer = d < kth
-    tied = d == kth
-    n_closer = closer.sum(axis=1)
-    share = (k - n_closer) / tied.sum(axis=1)                    # r / m: each tied point's chance to be drawn
-    out: np.ndarray = (closer @ yt + share * (tied @ yt)) / k
-    return out
-
-
 # ----------------------------------------------------------------------------- fitting
-
-def _check_kind(kind: str) -> None:
-    if kind not in PREDICTOR_KINDS:
-        raise ValueError(f"predictor {kind!r} is not known; known predictors: {list(PREDICTOR_KINDS)}")
-
 
 def _merged(kind: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
     out = dict(DEFAULTS[kind])
@@ -253,91 +230,7 @@ def fit_predictor(kind: str, x: np.ndarray, y: np.ndarray, *, seed: int,
     return FittedPredictor(kind, p, models, arrays, x[: min(len(x), 256)].copy(), len(y))
 
 
-# ----------------------------------------------------------------------------- numpy prediction
-
-def _trees_predict(a: Mapping[str, np.ndarray], x: np.ndarray, tree: int) -> np.ndarray:
-    """Leaf value of tree ``tree`` for every row of ``x`` (scikit-learn's rule: left when x ≤ threshold,
-    on the float32 input)."""
-    off = int(a["tree_offsets"][tree])
-    left, right = a["left"], a["right"]
-    feat, thr = a["feature"], a["threshold"]
-    xf = x.astype(np.float32)
-    node = np.full(len(x), off, dtype=np.int64)
-    rows = np.arange(len(x))
-    active = left[node] != -1
-    while active.any():
-        n = node[active]
-        go_left = xf[rows[active], feat[n]] <= thr[n]
-        node[active] = np.where(go_left, left[n], right[n]) + off
-        active = left[node] != -1
-    out: np.ndarray = a["value"][node]
-    return out
-
-
-def _activate(h: np.ndarray, name: str) -> np.ndarray:
-    if name == "relu":
-        return np.maximum(h, 0)
-    if name == "tanh":
-        return np.tanh(h)
-    if name == "logistic":
-        out: np.ndarray = 1.0 / (1.0 + np.exp(-h))
-        return out
-    return h
-
-
-class LoadedPredictor:
-    """A saved predictor: ``meta`` (the JSON header) and ``arrays``; ``predict`` uses numpy only."""
-
-    def __init__(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        self.meta = meta
-        self.arrays = arrays
-        self.kind = str(meta["kind"])
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Predicted targets of the encodings ``x`` (``(n, d)``, ``d`` = ``meta["n_features"]``)."""
-        x = np.asarray(x, dtype=np.float64)
-        d = int(self.meta["n_features"])
-        if x.ndim != 2 or x.shape[1] != d:
-            raise ValueError(f"predictor {self.kind!r} takes ({d})-wide {self.meta['encoding']} encodings; got "
-                             f"shape {x.shape}")
-        a = self.arrays
-        if self.kind == "knn":
-            return knn_predict(a["x_train"], a["y_train"], x, int(a["k"]))
-        if self.kind == "rf":
-            n_trees = len(a["tree_offsets"]) - 1
-            total = np.zeros(len(x))
-            for t in range(n_trees):
-                total += _trees_predict(a, x, t)
-            return total / n_trees
-        if self.kind == "gb":
-            raw = np.full(len(x), float(a["init"]))
-            lr = float(a["learning_rate"])
-            for t in range(len(a["tree_offsets"]) - 1):
-                raw += lr * _trees_predict(a, x, t)
-            return raw
-        if self.kind == "mlp":
-            act = str(self.meta["params"].get("activation", "relu"))
-            members = int(a["members"])
-            total = np.zeros(len(x))
-            for i in range(members):
-                h = x
-                n_layers = int(a[f"layers_{i}"])
-                for j in range(n_layers):
-                    h = h @ a[f"w_{i}_{j}"] + a[f"b_{i}_{j}"]
-                    if j < n_layers - 1:
-                        h = _activate(h, act)
-                total += h[:, 0]
-            return (total / members) * float(a["y_std"]) + float(a["y_mean"])
-        if self.kind == "gp":
-            from scipy.spatial.distance import cdist
-            ls = float(a["length_scale"])
-            k_star = float(a["constant"]) * np.exp(-0.5 * cdist(x / ls, a["x_train"] / ls, metric="sqeuclidean"))
-            out: np.ndarray = (k_star @ a["alpha"]) * float(a["y_std"]) + float(a["y_mean"])
-            return out
-        raise ValueError(f"saved predictor kind {self.kind!r} is not known; known: {list(PREDICTOR_KINDS)}")
-
-
-# ----------------------------------------------------------------------------- save / load
+# ----------------------------------------------------------------------------- save (load: results/predictor_file.py)
 
 def save_predictor(path: str | Path, predictor: FittedPredictor, *, space: Space, encoding: str, metric: str,
                    mode: str = "max", extra: Mapping[str, Any] | None = None) -> Path:
@@ -368,24 +261,6 @@ def save_predictor(path: str | Path, predictor: FittedPredictor, *, space: Space
     np.savez_compressed(tmp, **arrays)
     tmp.replace(p)
     return p
-
-
-def load_predictor(path: str | Path) -> LoadedPredictor:
-    """Read a file written by :func:`save_predictor` (``allow_pickle=False``)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"predictor: path={str(p)!r} does not exist; give a .npz file written by save_predictor "
-                         "(e.g. the predictor_rf.npz of a run with the predictors analysis)")
-    with np.load(p, allow_pickle=False) as z:
-        if "meta" not in z.files:
-            raise ValueError(f"predictor: {str(p)!r} has no 'meta' header; it was not written by save_predictor")
-        meta = json.loads(str(z["meta"]))
-        arrays = {k: z[k] for k in z.files if k != "meta"}
-    if meta.get("format") != FORMAT or int(meta.get("version", -1)) != FORMAT_VERSION:
-        raise ValueError(f"predictor: {str(p)!r} is format {meta.get('format')!r} v{meta.get('version')}; this "
-                         f"nasatlas reads {FORMAT!r} v{FORMAT_VERSION}")
-    _check_kind(str(meta.get("kind")))
-    return LoadedPredictor(meta, arrays)
 
 
 # ----------------------------------------------------------------------------- the evaluator

@@ -153,10 +153,24 @@ def _run(path: str, text: str, args: argparse.Namespace) -> int:
     execute = run_study_async if args.free_running else run_study
     summary = execute(study, out, workers=args.workers, executor=args.executor, scheduler=args.scheduler,
                       resume=args.resume, progress=not args.quiet, study_text=text)
+    _write_run_info(out, args.profile, summary)
     report = write_report(out)
     print(f"{study.name}: {summary.evaluated} evaluated, {summary.replayed} replayed from the log, "
           f"{summary.failed} failed, {summary.seconds:.1f} s; log: {out / 'evaluations'}; report: {report}")
     return 0
+
+
+def _write_run_info(out: Any, profile: str | None, summary: Any) -> None:
+    """``run.json``: this invocation's wall time, profile and machine (the report states them at its top)."""
+    import os
+    import platform
+    import time
+    from pathlib import Path
+    info = {"profile": profile, "seconds": round(float(summary.seconds), 1), "evaluated": summary.evaluated,
+            "replayed": summary.replayed, "failed": summary.failed, "cpus": os.cpu_count(),
+            "machine": platform.machine(), "host": platform.node(),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    Path(out, "run.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

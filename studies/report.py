@@ -62,6 +62,16 @@ def render_report(run_dir: str | Path) -> str:
     if st.get("description"):
         lines += [st["description"], ""]
     lines += ["## Protocol", ""]
+    info_path = run / "run.json"
+    if info_path.is_file():
+        import json
+        info = json.loads(info_path.read_text())
+        secs = float(info.get("seconds", 0.0))
+        lines.append(f"- runtime (search and evaluations, this report's analyses not included): {secs:,.0f} s "
+                     f"({secs / 60:.1f} min) for the last invocation"
+                     + (f", profile `{info['profile']}`" if info.get("profile") else "")
+                     + f", on {info.get('cpus')} CPU cores ({info.get('machine')}, host {info.get('host')}); "
+                     f"{info.get('evaluated')} evaluated, {info.get('replayed')} replayed from the log")
     lines.append(f"- study file: `{run / 'study.toml'}` (resolved: `study.resolved.json`)")
     lines.append(f"- seed: {st.get('seed', 0)}; repeats: {st.get('repeats', 1)}; batch size: {st.get('batch_size', 1)}")
     lines.append(f"- budget: {study.get('budget', {})}")
