@@ -21,6 +21,28 @@ The first ``n_init`` = 10 proposals are uniform random samples (distinct up to i
 so is every proposal made while no successful result has been told (nothing to fit yet). When
 the parents' mutations give fewer than ``k`` new candidates, random unseen architectures fill in.
 
+Warm start (a nasatlas extension, not in the paper). ``warm_start`` names a predictor saved by the
+``predictors`` study (``nasatlas.evaluators.predictor_eval.save_predictor``: a ``.npz`` file with a JSON
+header, read without pickle). When it is set, ``start`` loads the file and draws, from the searcher's
+generator, a pool of ``n_candidates`` uniform random architectures, distinct up to isomorphism; they are
+encoded with the encoding the file records (``meta["encoding"]``, through ``nasatlas.spaces.encodings``,
+independent of the ensemble's own ``encoding``), scored by the loaded predictor, and ranked best first. The
+initial proposals (the first ``n_init``, and any made while no successful result has been told) are then
+taken from that ranking instead of being uniform random; once the pool is used up they are random again.
+"Best" is the searcher's own direction when the file's ``metric`` is the searcher's objective (the
+predictor's order, negated when the file's ``mode`` differs from the searcher's), and the file's ``mode``
+otherwise (a predictor of another metric is used as a proxy in its own direction); ties and non-finite
+predictions keep the draw order, non-finite ones last. Everything after the initial proposals is BANANAS
+as above: the ensemble is fitted on told results only, never on the loaded predictor's outputs. A missing or
+unreadable file, a predictor of another space, or one whose feature width the space's encoding does not
+give is a ValueError naming ``warm_start``. ``warm_start=None`` (the default) leaves every draw and proposal
+exactly as without this option.
+
+Design change: loading the file must not import ``nasatlas.evaluators`` (searchers import only
+``nasatlas.spaces`` and ``nasatlas.results``, DESIGN §3), so the file format's reader and the numpy
+prediction rules moved from ``evaluators/predictor_eval.py`` to ``nasatlas.results.predictor_file``;
+the evaluators module re-exports them and keeps fitting and saving.
+
 Predictor settings (defaults; official ``naszilla/bananas`` ``meta_neural_net.py`` and
 ``params.py`` checked with NASLib's ``optimizers/discrete/bananas``): 10 dense ReLU layers of
 width 20, a linear output, Glorot-uniform weights and zero biases (Keras's defaults, which the
@@ -60,7 +82,8 @@ from typing import Any
 
 import numpy as np
 from nasatlas.results import EvalResult
-from nasatlas.spaces.encodings import onehot, path_encoding
+from nasatlas.results.predictor_file import LoadedPredictor, load_predictor
+from nasatlas.spaces.encodings import encode, onehot, path_encoding
 
 from .base import BlackBoxSearcher, Proposal, objective_value, rng_state, set_rng_state
 from .capabilities import check_requires
@@ -89,6 +112,9 @@ class Bananas(BlackBoxSearcher):
         loss: ``"mape"`` (against a lower bound, the paper's) or ``"mae"``.
         mape_margin: gap between the best target and the MAPE lower bound, as a fraction of the
             targets' range.
+        warm_start: path of a predictor saved by ``save_predictor``; the initial proposals are the best
+            of a pool of ``n_candidates`` random architectures by its predictions (module docstring).
+            ``None``: uniform random initial proposals (the paper's).
     """
 
     requires = ("sample", "neighbours")
@@ -97,7 +123,8 @@ class Bananas(BlackBoxSearcher):
                  max_mutations: int = 1, acquisition: str = "its", explore_factor: float = 0.5,
                  encoding: str = "auto", max_path_features: int = 1 << 16, ensemble_size: int = 5,
                  num_layers: int = 10, layer_width: int = 20, lr: float = 0.01, epochs: int = 200,
-                 batch_size: int = 32, loss: str = "mape", mape_margin: float = 0.1) -> None:
+                 batch_size: int = 32, loss: str = "mape", mape_margin: float = 0.1,
+                 warm_start: str | None = None) -> None:
         self.n_init = n_init
         self.k = k
         self.n_candidates = n_candidates
@@ -115,6 +142,7 @@ class Bananas(BlackBoxSearcher):
         self.batch_size = batch_size
         self.loss = loss
         self.mape_margin = mape_margin
+        self.warm_start = warm_start
 
     # -- setup ------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -145,6 +173,85 @@ class Bananas(BlackBoxSearcher):
         self._seen: set[str] = set()
         self._enc_cache: dict[tuple[int, ...], np.ndarray] = {}
         self.n_fits = 0
+        #: warm start: the pool ranked best first, and the position of the next one to propose
+        self.warm_ranked: list[tuple[int, ...]] = []
+        self._warm_next = 0
+        if self.warm_start is not None:
+            self.warm_ranked = self._rank_pool(self._load_warm_start())
+
+    # -- warm start -------------------------------------------------------------------------
+    def _load_warm_start(self) -> LoadedPredictor:
+        """The predictor file of ``warm_start``, checked against this space (ValueError naming ``warm_start``)."""
+        path = self.warm_start
+        if not isinstance(path, str) or not path:
+            raise ValueError(f"bananas: warm_start={path!r}; give the path of a .npz predictor written by "
+                             "save_predictor (e.g. a predictors run's predictor_rf.npz), or None")
+        try:
+            pred = load_predictor(path)
+        except ValueError as e:
+            raise ValueError(f"bananas: warm_start={path!r}: {e}") from None
+        meta = pred.meta
+        if meta.get("space") != self.space.name:
+            raise ValueError(f"bananas: warm_start={path!r} was fitted on space {meta.get('space')!r}, not "
+                             f"{self.space.name!r}; fit a predictor on this space (the predictors study) or drop "
+                             "warm_start")
+        if meta.get("mode", "max") not in ("max", "min"):
+            raise ValueError(f"bananas: warm_start={path!r} records mode={meta.get('mode')!r}; a predictor file's "
+                             "mode is 'max' or 'min'")
+        return pred
+
+    def _draw_pool(self, size: int, rounds: int = 20) -> list[tuple[int, ...]]:
+        """Up to ``size`` uniform random unseen architectures, distinct up to isomorphism, from ``self.rng``
+        (fewer only when ``rounds`` draws of the missing number add nothing new: a nearly exhausted space)."""
+        exclude = set(self._seen)
+        out: list[tuple[int, ...]] = []
+        for _ in range(rounds):
+            missing = size - len(out)
+            if missing <= 0:
+                break
+            added = 0
+            for row in self.space.sample(self.rng, missing):
+                key = self._key(row)
+                if key not in exclude:
+                    exclude.add(key)
+                    out.append(tuple(int(v) for v in row))
+                    added += 1
+            if added == 0:
+                break
+        return out
+
+    def _rank_pool(self, pred: LoadedPredictor) -> list[tuple[int, ...]]:
+        """Draw the warm-start pool and rank it best first by ``pred`` (module docstring)."""
+        meta = pred.meta
+        pool = self._draw_pool(self.n_candidates)
+        if not pool:
+            return []
+        enc = str(meta.get("encoding"))
+        try:
+            x = np.asarray(encode(self.space, np.asarray(pool, dtype=np.int64), enc), dtype=np.float64)
+        except ValueError as e:
+            raise ValueError(f"bananas: warm_start={self.warm_start!r} uses the {enc!r} encoding, which space "
+                             f"{self.space.name!r} does not give: {e}") from None
+        if x.shape[1] != int(meta["n_features"]):
+            raise ValueError(f"bananas: warm_start={self.warm_start!r} expects {meta['n_features']} {enc} features "
+                             f"but space {self.space.name!r} gives {x.shape[1]}; the space's declaration differs "
+                             "from the one the predictor was fitted on")
+        file_sign = 1.0 if meta.get("mode", "max") == "max" else -1.0
+        own_sign = 1.0 if self.mode == "max" else -1.0
+        # the predictor's goodness, negated when it predicts the searcher's own objective in the other direction
+        sign = own_sign if meta.get("metric") == self.objective else file_sign
+        goodness = sign * np.asarray(pred.predict(x), dtype=np.float64)
+        goodness[~np.isfinite(goodness)] = -np.inf
+        order = np.argsort(-goodness, kind="stable")
+        return [pool[i] for i in order]
+
+    def _next_warm(self) -> tuple[int, ...] | None:
+        while self._warm_next < len(self.warm_ranked):
+            row = self.warm_ranked[self._warm_next]
+            self._warm_next += 1
+            if self._key(row) not in self._seen:
+                return row
+        return None
 
     def _choose_encoding(self) -> str:
         graph = [p for p in self.space.primitives if hasattr(p, "paths")]
@@ -192,7 +299,9 @@ class Bananas(BlackBoxSearcher):
         for _ in range(n):
             row: tuple[int, ...] | None
             if self.n_asked < self.n_init or not any(v is not None for _, _, v in self._told):
-                row = self._random_unseen(self._seen)
+                row = self._next_warm() if self.warm_ranked else None
+                if row is None:
+                    row = self._random_unseen(self._seen)
             else:
                 if not self._queue:
                     self._queue = self._next_batch()
@@ -268,10 +377,14 @@ class Bananas(BlackBoxSearcher):
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": rng_state(self.rng), "n_asked": self.n_asked, "n_fits": self.n_fits,
-                "told": [[t, list(r), v] for t, r, v in self._told],
-                "pending": [[t, list(r)] for t, r in sorted(self._pending.items())],
-                "queue": [list(r) for r in self._queue], "seen": sorted(self._seen)}
+        state: dict[str, Any] = {"rng": rng_state(self.rng), "n_asked": self.n_asked, "n_fits": self.n_fits,
+                                 "told": [[t, list(r), v] for t, r, v in self._told],
+                                 "pending": [[t, list(r)] for t, r in sorted(self._pending.items())],
+                                 "queue": [list(r) for r in self._queue], "seen": sorted(self._seen)}
+        if self.warm_start is not None:
+            state["warm_ranked"] = [list(r) for r in self.warm_ranked]
+            state["warm_next"] = self._warm_next
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         set_rng_state(self.rng, state["rng"])
@@ -281,6 +394,9 @@ class Bananas(BlackBoxSearcher):
         self._pending = {int(t): tuple(int(x) for x in r) for t, r in state["pending"]}
         self._queue = [tuple(int(x) for x in r) for r in state["queue"]]
         self._seen = set(state["seen"])
+        if self.warm_start is not None and "warm_ranked" in state:
+            self.warm_ranked = [tuple(int(x) for x in r) for r in state["warm_ranked"]]
+            self._warm_next = int(state["warm_next"])
 
 
 def fit_ensemble(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, *, seed: int, ensemble_size: int = 5,
