@@ -36,21 +36,19 @@ def add_table_arguments(p: argparse.ArgumentParser, *, metric: bool = True, requ
 
 
 def read_table(path: str | Path) -> Any:
-    """A Parquet/CSV table, or the ok rows of a run directory's log."""
-    import pandas as pd
+    """A Parquet/CSV table (read as the tabular evaluator reads one), or the ok rows of a run
+    directory's log."""
+    from nasatlas.evaluators.tabular import read_table as read_file
     p = Path(path)
     if p.is_dir():
         from nasatlas.results import ResultLog
         ev = p / "evaluations" if (p / "evaluations").is_dir() else p
         df = ResultLog(ev).read()
         return df[df["status"] == "ok"]
-    if not p.is_file():
-        raise ValueError(f"--table {str(path)!r} does not exist; give a Parquet or CSV file or a run directory")
-    if p.suffix in (".parquet", ".pq"):
-        return pd.read_parquet(p)
-    if p.suffix in (".csv", ".tsv"):
-        return pd.read_csv(p, sep="\t" if p.suffix == ".tsv" else ",")
-    raise ValueError(f"--table {str(path)!r} must be .parquet, .csv or .tsv, or a run directory")
+    try:
+        return read_file(p)
+    except ValueError as e:
+        raise ValueError(f"--table: {e}, or a run directory") from None
 
 
 def metric_column(table: Any, metric: str) -> str:
