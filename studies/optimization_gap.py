@@ -7,9 +7,10 @@ from a supernet (one score per saved supernet epoch) — on the same data and sp
 * sparse Kendall tau (Yu et al. 2020, "Evaluating the effectiveness of weight-sharing", Sec. 4.1):
   tau after rounding both accuracies to 0.1 percentage point, so that differences within noise count
   as ties;
-* precision@K: the share of the true top-K among the supernet's top-K;
-* the supernet's pick: its stand-alone rank (1 = best) and regret (best stand-alone accuracy minus
-  that of the pick);
+* precision@K: the share of the true top-K among the supernet's top-K (ties at the K-th place
+  counted in expectation);
+* the supernet's pick: its stand-alone rank (1 + the number of strictly better architectures) and
+  regret (best stand-alone accuracy minus that of the pick);
 * percentile bootstrap 95% intervals over architectures (Efron & Tibshirani 1993, Ch. 13) from a
   seeded generator;
 * the noise ceiling: the same statistics between two stand-alone seeds of the same architectures (no
@@ -47,15 +48,25 @@ def _check_pair(a: Any, b: Any, what: str = "scores") -> tuple[np.ndarray, np.nd
     return x, y
 
 
+def _top_k_inclusion(values: np.ndarray, k: int) -> np.ndarray:
+    """Probability that each item is among the ``k`` largest when ties at the boundary are broken
+    uniformly at random."""
+    kth = np.sort(values)[::-1][k - 1]
+    above = values > kth
+    tied = values == kth
+    p = above.astype(float)
+    p[tied] = (k - above.sum()) / tied.sum()
+    return p
+
+
 def precision_at_k(truth: Any, score: Any, k: int) -> float:
-    """Share of the ``k`` best architectures by ``truth`` among the ``k`` best by ``score`` (higher is
-    better for both; ties broken by position)."""
+    """Expected share of the ``k`` best architectures by ``truth`` among the ``k`` best by ``score``
+    (higher is better for both), ties at either boundary broken uniformly at random and independently
+    — exact in expectation, independent of row order (accuracies on a small validation set tie often)."""
     t, s = _check_pair(truth, score, "precision@K")
     if not 1 <= k <= len(t):
         raise ValueError(f"precision@K: k={k} must be between 1 and the number of architectures {len(t)}")
-    top_t = set(np.argsort(-t, kind="stable")[:k].tolist())
-    top_s = set(np.argsort(-s, kind="stable")[:k].tolist())
-    return len(top_t & top_s) / k
+    return float((_top_k_inclusion(t, k) * _top_k_inclusion(s, k)).sum() / k)
 
 
 def sparse_kendall_tau(truth: Any, score: Any, decimals: int = 1) -> float:
@@ -72,10 +83,9 @@ def rank_statistics(truth: Any, score: Any, k: int) -> dict[str, float]:
     from scipy.stats import kendalltau, spearmanr
     t, s = _check_pair(truth, score)
     pick = int(np.argmax(s))
-    order = np.argsort(-t, kind="stable")
     return {"kendall_tau": float(kendalltau(t, s).statistic), "sparse_kendall_tau": sparse_kendall_tau(t, s),
             "spearman": float(spearmanr(t, s).statistic), "precision_at_k": precision_at_k(t, s, k),
-            "pick_rank": int(np.where(order == pick)[0][0]) + 1, "regret": float(t.max() - t[pick])}
+            "pick_rank": int((t > t[pick]).sum()) + 1, "regret": float(t.max() - t[pick])}
 
 
 def bootstrap_ci(stat: Callable[[np.ndarray, np.ndarray], float], truth: Any, score: Any,

@@ -42,6 +42,11 @@ def test_precision_at_k_and_sparse_tau_by_hand() -> None:
     # differences below 0.05 points round to ties: tau-b of (a, a, b) vs (1, 2, 3)
     t = [91.01, 91.04, 92.0]
     assert sparse_kendall_tau(t, [1.0, 2.0, 3.0]) == pytest.approx(2 / np.sqrt(2 * 3))
+    # ties: truth (3, 3, 3, 1) top-1 is any of the first three (1/3 each); score picks item 0 -> 1/3
+    assert precision_at_k([3, 3, 3, 1], [9, 1, 1, 1], 1) == pytest.approx(1 / 3)
+    # top-2 of (3, 3, 3, 1): 2/3 each of the first three; score top-2 = {0, 1} exactly -> (2/3 + 2/3) / 2
+    assert precision_at_k([3, 3, 3, 1], [9, 8, 1, 0], 2) == pytest.approx(2 / 3)
+    assert rank_statistics([5.0, 5.0, 4.0, 1.0], [0.0, 0.0, 9.0, 1.0], 1)["pick_rank"] == 3
     with pytest.raises(ValueError, match="k=5"):
         precision_at_k(truth, truth, 5)
     with pytest.raises(ValueError, match="too few"):
