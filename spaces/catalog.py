@@ -108,7 +108,8 @@ def darts(nodes: int = 4, ops: Sequence[str] = DARTS_OPS) -> Space:
 
 
 def _tf_cell(name: str, blocks: int, ops: Sequence[str], combine: Sequence[str],
-             concat: str = "unused") -> CellDAG:
+             concat: str | Sequence[int] | None = "unused") -> CellDAG:
+    concat = "unused" if concat is None else concat
     return CellDAG(name, nodes=blocks, ops=ops, k=2, ordered=True, replacement=True, combine_ops=combine,
                    concat=concat, zero_op=None)
 
@@ -117,11 +118,28 @@ def _survey(n_ops: int, n_combine: int, blocks: int, cells: int) -> Any:
     return lambda s: survey_cell_formula(n_ops, n_combine, blocks) ** cells
 
 
-def nasnet(blocks: int = 5, ops: Sequence[str] = NASNET_OPS, combine: Sequence[str] = ("add", "concat")) -> Space:
-    """NASNet space: normal and reduction cells of B blocks, ordered inputs with replacement."""
+def _listed(params: dict[str, Any], concat_normal: Sequence[int] | None,
+            concat_reduce: Sequence[int] | None) -> dict[str, Any]:
+    """Record fixed output lists in the space's parameters (only when given)."""
+    if (concat_normal is None) != (concat_reduce is None):
+        raise ValueError("give both concat_normal and concat_reduce (the cells' fixed outputs) or neither")
+    if concat_normal is not None and concat_reduce is not None:
+        params.update(concat_normal=[int(c) for c in concat_normal], concat_reduce=[int(c) for c in concat_reduce])
+    return params
+
+
+def nasnet(blocks: int = 5, ops: Sequence[str] = NASNET_OPS, combine: Sequence[str] = ("add", "concat"),
+           concat_normal: Sequence[int] | None = None, concat_reduce: Sequence[int] | None = None) -> Space:
+    """NASNet space: normal and reduction cells of B blocks, ordered inputs with replacement.
+
+    ``concat_normal``/``concat_reduce`` (DARTS-convention state ids, cell inputs included) replace the
+    derived "unused states" output by a fixed list per cell: the variant the official NASNet-A cell is
+    a member of (its ``used_hiddenstates`` are listed by hand). The count does not change."""
     return Space(
-        "nasnet", [_tf_cell("normal", blocks, ops, combine), _tf_cell("reduce", blocks, ops, combine)],
-        family="tf_cell", params={"blocks": blocks, "ops": list(ops), "combine": list(combine)},
+        "nasnet", [_tf_cell("normal", blocks, ops, combine, concat_normal),
+                   _tf_cell("reduce", blocks, ops, combine, concat_reduce)],
+        family="tf_cell",
+        params=_listed({"blocks": blocks, "ops": list(ops), "combine": list(combine)}, concat_normal, concat_reduce),
         description="NASNet: B=5 blocks per cell; each block picks 2 inputs among earlier states (ordered, with "
                     "replacement), an op for each (13 ops) and a combine op (add, concat); unused states are "
                     "concatenated.",
@@ -148,11 +166,14 @@ def pnas(blocks: int = 5, ops: Sequence[str] = PNAS_OPS) -> Space:
     )
 
 
-def amoebanet(blocks: int = 5, ops: Sequence[str] = AMOEBANET_OPS) -> Space:
-    """AmoebaNet space: NASNet-style normal and reduction cells with AmoebaNet's 8 ops, add."""
+def amoebanet(blocks: int = 5, ops: Sequence[str] = AMOEBANET_OPS, concat_normal: Sequence[int] | None = None,
+              concat_reduce: Sequence[int] | None = None) -> Space:
+    """AmoebaNet space: NASNet-style normal and reduction cells with AmoebaNet's 8 ops, add
+    (``concat_normal``/``concat_reduce``: fixed outputs, as for :func:`nasnet`)."""
     return Space(
-        "amoebanet", [_tf_cell("normal", blocks, ops, ("add",)), _tf_cell("reduce", blocks, ops, ("add",))],
-        family="tf_cell", params={"blocks": blocks, "ops": list(ops)},
+        "amoebanet", [_tf_cell("normal", blocks, ops, ("add",), concat_normal),
+                      _tf_cell("reduce", blocks, ops, ("add",), concat_reduce)],
+        family="tf_cell", params=_listed({"blocks": blocks, "ops": list(ops)}, concat_normal, concat_reduce),
         description="AmoebaNet: NASNet-style cells (B=5, ordered inputs with replacement, add) with 8 ops.",
         sources=["Real et al. 2019, Regularized Evolution (AAAI), Sec. 3, Fig. 2"],
         counts={"cardinality_cell": (_cell_count, "one cell"),

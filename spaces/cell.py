@@ -54,8 +54,10 @@ class CellDAG(Primitive):
             its own op slot; DARTS: no, a node keeps its two strongest distinct edges).
         replacement: whether a node may take the same input twice.
         combine_ops: how a node merges its inputs; a decision only when more than one.
-        concat: which nodes form the cell output: ``"all"`` intermediate nodes (DARTS; PNAS, whose
-            official code concatenates every block) or the ``"unused"`` ones, not consumed by a later
+        concat: which states form the cell output: ``"all"`` intermediate nodes (DARTS; PNAS, whose
+            official code concatenates every block), a fixed list of state ids (cell inputs included:
+            the hand-listed outputs of the official NASNet-A and AmoebaNet-A cells, ``used_hiddenstates``
+            in the TF code; not a decision, so the count is unchanged) or the ``"unused"`` ones, not consumed by a later
             node (NASNet and AmoebaNet as their papers describe the space, ENAS). The official TF
             NASNet-A and AmoebaNet-A cells list their output by hand (``used_hiddenstates``) and follow
             neither rule, so they are not members of a space with a derived concat.
@@ -66,7 +68,7 @@ class CellDAG(Primitive):
 
     def __init__(self, name: str, nodes: int, ops: Sequence[str], k: int = 2, n_inputs: int = 2,
                  ordered: bool = False, replacement: bool = False, combine_ops: Sequence[str] = ("add",),
-                 concat: str = "all", zero_op: str | None = "none") -> None:
+                 concat: str | Sequence[int] = "all", zero_op: str | None = "none") -> None:
         if nodes < 1:
             raise ValueError(f"{name}: nodes={nodes}; a cell needs at least one intermediate node")
         if k < 1:
@@ -78,8 +80,15 @@ class CellDAG(Primitive):
                 f"{name}: impossible declaration: node {n_inputs} must pick k={k} distinct inputs but has "
                 f"only {n_inputs} candidates; lower k, raise n_inputs or set replacement=true"
             )
-        if concat not in ("all", "unused"):
-            raise ValueError(f"{name}: concat={concat!r}; allowed: 'all' or 'unused'")
+        if isinstance(concat, str):
+            if concat not in ("all", "unused"):
+                raise ValueError(f"{name}: concat={concat!r}; allowed: 'all', 'unused' or a list of state ids")
+        else:
+            ids = [int(c) for c in concat]
+            if not ids or len(set(ids)) != len(ids) or any(not 0 <= c < n_inputs + nodes for c in ids):
+                raise ValueError(f"{name}: concat={list(concat)}; a fixed output is a non-empty list of distinct "
+                                 f"state ids in 0..{n_inputs + nodes - 1} (0..{n_inputs - 1} are the cell inputs)")
+            concat = tuple(sorted(ids))
         if not ops:
             raise ValueError(f"{name}: ops is empty; give at least one op name")
         self.name = name
@@ -123,6 +132,8 @@ class CellDAG(Primitive):
 
     def output_nodes(self, row: np.ndarray) -> list[int]:
         """Node ids concatenated into the cell output."""
+        if not isinstance(self.concat, str):
+            return list(self.concat)
         ids = list(range(self.n_inputs, self.n_inputs + self.nodes))
         if self.concat == "all":
             return ids
@@ -192,7 +203,8 @@ class CellDAG(Primitive):
         concat = value.get(f"{self.name}_concat")
         if concat is not None and list(concat) != self.output_nodes(row):
             raise ValueError(
-                f"{self.name}_concat={list(concat)} does not follow this space's rule ({self.concat!r} nodes): "
+                f"{self.name}_concat={list(concat)} does not follow this space's rule "
+                f"({self.concat if isinstance(self.concat, str) else list(self.concat)!r} nodes): "
                 f"expected {self.output_nodes(row)}"
             )
         return row
@@ -215,7 +227,8 @@ class CellDAG(Primitive):
     def relabel(self, row: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A random isomorphic copy: intermediate nodes renumbered along a random topological
         order and, for ordered nodes, slots shuffled (every combine op here is commutative up to
-        a channel permutation)."""
+        a channel permutation). With a fixed output list, node ids carry meaning (which states are
+        concatenated), so only the slot shuffle applies."""
         edges = self.node_edges(row)
         combines = [int(row[b * self.stride + 1 + self.k]) for b in range(self.nodes)] if self.has_combine else None
         deps = [{i - self.n_inputs for i, _ in node if i >= self.n_inputs} for node in edges]
@@ -223,7 +236,7 @@ class CellDAG(Primitive):
         remaining = set(range(self.nodes))
         while remaining:
             ready = sorted(b for b in remaining if deps[b] <= set(order))
-            pick = ready[int(rng.integers(len(ready)))]
+            pick = ready[int(rng.integers(len(ready)))] if isinstance(self.concat, str) else ready[0]
             order.append(pick)
             remaining.remove(pick)
         new_id = {self.n_inputs + old: self.n_inputs + new for new, old in enumerate(order)}
@@ -347,7 +360,8 @@ class CellDAG(Primitive):
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "nodes": self.nodes, "ops": list(self.ops), "k": self.k,
                 "n_inputs": self.n_inputs, "ordered": self.ordered, "replacement": self.replacement,
-                "combine_ops": list(self.combine_ops), "concat": self.concat}
+                "combine_ops": list(self.combine_ops),
+                "concat": self.concat if isinstance(self.concat, str) else list(self.concat)}
 
     def cardinality(self) -> int:
         per_node = (len(self.tuples[b]) * len(self.ops) ** self.k * len(self.combine_ops) for b in range(self.nodes))

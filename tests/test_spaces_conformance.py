@@ -25,6 +25,9 @@ SMALL_VARIANTS = [
     ("darts", {"nodes": 2, "ops": ["sep_conv_3x3", "max_pool_3x3"]}),
     ("nasnet", {"blocks": 1, "ops": ["sep_conv_3x3", "skip_connect"], "combine": ["add", "concat"]}),
     ("pnas", {"blocks": 2, "ops": ["sep_conv_3x3", "max_pool_3x3"]}),
+    # fixed outputs (the official NASNet-A / AmoebaNet-A cells' hand-listed used_hiddenstates)
+    ("amoebanet", {"blocks": 1, "ops": ["sep_conv_3x3", "skip_connect"], "concat_normal": [0, 2],
+                   "concat_reduce": [2]}),
     ("enas_micro", {"blocks": 1, "ops": ["sep_conv_3x3", "avg_pool_3x3"]}),
     ("autodeeplab", {"layers": 4, "blocks": 1}),
     ("mnasnet", {"blocks": 1}),

@@ -33,6 +33,8 @@ OFFICIAL = {
     "darts_v2_cifar": (3_349_342, 3_825_768),  # quark0/darts; acceptance.py
     "darts_v2_imagenet": (4_718_752, None),  # quark0/darts NetworkImageNet; test_nets_darts_nb201.py
     "enas_cifar": (3_894_372, 4_389_220),  # melodyguan/enas micro_child.py layout; test_nets_tf.py
+    "nasnet_a_mobile": (5_289_978, None),  # TF-slim nasnet.py mobile config; test_nets_tf.py NASNetMobileNetwork
+    "amoebanet_a_mobile": (5_086_930, None),  # tensorflow/tpu amoeba_net N=4, F=50; test_nets_tf.py
     "pnasnet5_mobile": (5_064_487, None),  # TF-slim pnasnet.py mobile config; test_nets_tf.py
     "proxylessnas_mobile": (4_080_512, None),  # official proxyless_mobile.config; acceptance.py
     "proxylessnas_gpu": (7_119_848, None),  # osmr/imgclsmob; test_chain_net.py
@@ -70,12 +72,35 @@ def _reference(name: str) -> dict[str, Any]:
 
 
 def test_registry_holds_the_issue_entries() -> None:
-    out = {"nasnet_a_mobile", "amoebanet_a_mobile"}  # not members: see docs/zoo.md
     wanted = {"darts_v1_cifar", "darts_v2_cifar", "darts_v2_imagenet", "pc_darts_cifar", "pc_darts_imagenet",
-              "pdarts_cifar", "pdarts_imagenet", "gdas_v1_cifar", "enas_cifar", "pnasnet5_mobile", "proxylessnas_gpu",
-              "proxylessnas_cpu", "proxylessnas_mobile", "mobilenet_v2", "mnasnet_a1", "fbnet_a", "fbnet_b",
-              "fbnet_c", "autodeeplab_s", "autodeeplab_m", "autodeeplab_l", "nb201_best_cifar10"}
-    assert set(NAMES) == wanted and not out & set(NAMES)
+              "pdarts_cifar", "pdarts_imagenet", "gdas_v1_cifar", "enas_cifar", "nasnet_a_mobile",
+              "amoebanet_a_mobile", "pnasnet5_mobile", "proxylessnas_gpu", "proxylessnas_cpu", "proxylessnas_mobile",
+              "mobilenet_v2", "mnasnet_a1", "fbnet_a", "fbnet_b", "fbnet_c", "autodeeplab_s", "autodeeplab_m",
+              "autodeeplab_l", "nb201_best_cifar10"}
+    assert set(NAMES) == wanted
+
+
+@pytest.mark.parametrize("name,key", [("nasnet_a_mobile", "NASNet_A_official_TF"),
+                                      ("amoebanet_a_mobile", "AmoebaNet_A_official_TF")])
+def test_official_tf_cells_are_members_of_the_fixed_output_variant(name: str, key: str) -> None:
+    """The official NASNet-A / AmoebaNet-A cells list their outputs by hand: they are members of the
+    space variant with those fixed outputs (same decisions, same count), not of the derived-output
+    space, and the built cell equals the TF definition (edges, inputs and used_hiddenstates)."""
+    import numpy as np
+    from nasatlas.spaces import get_space
+    from nasatlas.spaces.build import _tf_cells
+    from nasatlas.spaces.zoo import get_zoo_entry, zoo_space
+    ref = _reference("genotypes.json")[key]
+    e = get_zoo_entry(name)
+    space = zoo_space(name)
+    plain = get_space(e.space)
+    assert space.cardinality() == plain.cardinality()
+    with pytest.raises(ValueError, match="concat"):
+        plain.from_str(e.arch)
+    normal, reduce = _tf_cells(space, np.asarray(space.from_str(e.arch).indices))
+    for spec, cell in ((normal, "normal"), (reduce, "reduce")):
+        assert list(spec.hiddenstate_indices) == ref[cell]["tf_hiddenstate_indices"]
+        assert list(spec.used_hiddenstates) == ref[cell]["tf_used_hiddenstates"]
 
 
 @pytest.mark.parametrize("name", NAMES)
