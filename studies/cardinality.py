@@ -155,11 +155,9 @@ def cardinality_section(df: Any, study: dict[str, Any], run_dir: Any = None) -> 
     """Report section: the exact size of the study's space (nominal, unique under each named
     convention) beside every registered space and the papers' figures, so a result reads against how
     much was searched."""
-    from nasatlas.spaces.declaration import space_from_dict
+    from .studyfile import study_space
 
-    sp = study.get("space", {})
-    decl = sp if "blocks" in sp else {"space": sp.get("name"), "params": sp.get("params", {})}
-    space = space_from_dict(decl)
+    space = study_space(study)
     n_eval = int(df["canonical_id"].nunique()) if len(df) else 0
     card = space.cardinality()
     uniq = space.unique_cardinality() if card <= 2_000_000 else None

@@ -281,7 +281,8 @@ def _fmt(v: Any, spec: str = ".3f") -> str:
 def coarse_to_fine_section(df: pd.DataFrame, study: dict[str, Any], run_dir: Any = None) -> str:
     """Report section for studies/coarse_to_fine.toml (needs the tabular evaluator: it reads the table)."""
     from nasatlas.spaces.coarsen import get_coarsening
-    from nasatlas.spaces.declaration import space_from_dict
+
+    from .studyfile import study_space
     ev = study.get("evaluator", {})
     if ev.get("name") != "tabular":
         raise ValueError(f"the {NAME} analysis needs the tabular evaluator (it reads the table for the test "
@@ -308,8 +309,7 @@ def coarse_to_fine_section(df: pd.DataFrame, study: dict[str, Any], run_dir: Any
         raise ValueError(f"the {NAME} analysis selects the maximum of {objective!r}; [study] mode = {mode!r} is not "
                          "supported (selection_table maximises)")
     sel = selection_table(df, table, objective=objective, report=report, budget=budget, arch_column=arch_col)
-    sp = study.get("space", {})
-    space = space_from_dict(sp if "blocks" in sp else {"space": sp.get("name"), "params": sp.get("params", {})})
+    space = study_space(study)
     diags: dict[str, pd.DataFrame] = {}
     oracle_cache: dict[str, pd.DataFrame] = {}
     first_trial = df.sort_values("trial").groupby(["searcher", "repeat", "arch"])["trial"].first()

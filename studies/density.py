@@ -585,14 +585,15 @@ def density_section(df: pd.DataFrame, study: dict[str, Any], run_dir: str | Path
     space has), ``sizes`` (the curve's sample sizes), ``over`` (``"nominal"``) and ``seed`` (default:
     the study's).
     """
-    from nasatlas.spaces.declaration import load_space, space_from_dict
+    from nasatlas.spaces.declaration import load_space
+
+    from .studyfile import study_space
     params = dict(study.get("analysis", {}).get("density", {}))
     for k, v in params.items():
         if k not in _SECTION_PARAMS or not isinstance(v, _SECTION_PARAMS[k]):
             raise ValueError(f"[analysis.density] {k} = {v!r}: allowed keys and types: "
                              f"{ {n: t.__name__ for n, t in _SECTION_PARAMS.items()} }")
-    sp = study.get("space", {})
-    own = space_from_dict(sp if "blocks" in sp else {"space": sp.get("name"), "params": sp.get("params", {})})
+    own = study_space(study)
     listed = [load_space(str(n)) for n in params.get("spaces", [])] or [own]
     seed = int(params.get("seed", study.get("study", {}).get("seed", 0)))
     lines = ["## How dense is the space?", ""]

@@ -454,9 +454,8 @@ def edf_section(df: pd.DataFrame, study: dict[str, Any], run_dir: str | Path) ->
     by = params.get("group_by", "searcher")
     if by.startswith("contains:"):
         # sub-spaces: architectures with / without an op (e.g. "contains:nor_conv_3x3")
-        from nasatlas.spaces.declaration import space_from_dict
-        sp = study.get("space", {})
-        space = space_from_dict(sp if "blocks" in sp else {"space": sp.get("name"), "params": sp.get("params", {})})
+        from .studyfile import study_space
+        space = study_space(study)
         op = by.split(":", 1)[1]
         ok = ok.assign(**{by: np.where(op_presence(space, ok["arch"].tolist(), op), f"with {op}", f"without {op}")})
     elif by not in ok.columns:

@@ -568,7 +568,7 @@ def landscape_section(df: pd.DataFrame, study: dict[str, Any], run_dir: Any = No
     to the best, random-walk ρ(k) on the largest connected part of the evaluated neighbour graph, and the
     correlation by distance. ``[analysis.landscape]``: ``walks`` (20; 0: none), ``walk_length`` (1000),
     ``max_lag`` (10), ``seed`` (the study's) and ``distance`` (``edit`` or ``hamming``)."""
-    from nasatlas.spaces.declaration import space_from_dict
+    from .studyfile import study_space
     params = dict(study.get("analysis", {}).get("landscape", {}))
     for k, v in params.items():
         if k not in _SECTION_PARAMS or not isinstance(v, _SECTION_PARAMS[k]):
@@ -578,8 +578,7 @@ def landscape_section(df: pd.DataFrame, study: dict[str, Any], run_dir: Any = No
     objective = st.get("objective")
     if not objective:
         raise ValueError("the landscape analysis needs [study] objective = \"<metric>\" (the value it analyses)")
-    sp = study.get("space", {})
-    space = space_from_dict(sp if "blocks" in sp else {"space": sp.get("name"), "params": sp.get("params", {})})
+    space = study_space(study)
     col = f"metric_{objective}"
     ok = df[df["status"] == "ok"] if "status" in df.columns else df
     if col not in ok.columns:

@@ -500,7 +500,7 @@ def predictors_section(df: pd.DataFrame, study: dict[str, Any], run_dir: str | P
     ``proxy_batch`` (64), ``params_floor`` (true), ``params_net``, ``save`` (["rf"] when rf runs),
     ``seed`` (the study's), ``predictor_params`` ({kind = {...}}), ``arch_column`` ("arch").
     """
-    from nasatlas.spaces.declaration import space_from_dict
+    from .studyfile import study_space
     st = study.get("study", {})
     prm = dict(study.get("analysis", {}).get("predictors", {}))
     for key, v in prm.items():
@@ -512,8 +512,7 @@ def predictors_section(df: pd.DataFrame, study: dict[str, Any], run_dir: str | P
     metric = prm.get("metric", st.get("objective"))
     if not metric:
         raise ValueError("the predictors analysis needs [study] objective or [analysis.predictors] metric")
-    sp = study.get("space", {})
-    space = space_from_dict(sp if "blocks" in sp else {"space": sp.get("name"), "params": sp.get("params", {})})
+    space = study_space(study)
     mode = str(st.get("mode", "max"))
     seed = int(prm.get("seed", st.get("seed", 0)))
     predictors = list(prm.get("predictors", PREDICTOR_KINDS))

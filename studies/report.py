@@ -52,12 +52,11 @@ def calibration_line(study: dict[str, Any]) -> str | None:
 
 def render_report(run_dir: str | Path) -> str:
     """Markdown text of a run's report."""
-    from nasatlas.spaces.declaration import space_from_dict
+    from .studyfile import study_space
     run = Path(run_dir)
     df, study = load_run(run)
     st = study.get("study", {})
     sp = study.get("space", {})
-    decl = sp if "blocks" in sp else {"space": sp.get("name"), "params": sp.get("params", {})}
     lines = [f"# {st.get('name', run.name)}", ""]
     if st.get("description"):
         lines += [st["description"], ""]
@@ -76,7 +75,7 @@ def render_report(run_dir: str | Path) -> str:
     lines.append(f"- seed: {st.get('seed', 0)}; repeats: {st.get('repeats', 1)}; batch size: {st.get('batch_size', 1)}")
     lines.append(f"- budget: {study.get('budget', {})}")
     try:
-        space = space_from_dict(decl)
+        space = study_space(study)
         card = space.cardinality()
         uniq = space.unique_cardinality() if card <= 2_000_000 else None
         lines.append(f"- space: `{space.name}` {sp.get('params', '') or ''} — {card:,} architectures"

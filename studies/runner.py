@@ -27,7 +27,7 @@ from nasatlas.spaces import Space
 from nasatlas.spaces.declaration import space_from_dict
 
 from .executors import EvalTask, make_executor, run_tasks
-from .studyfile import Study
+from .studyfile import Study, space_declaration
 
 __all__ = ["run_study", "RunSummary", "build_space", "run_seed", "trial_seed", "logged_trials", "build_record"]
 
@@ -35,9 +35,7 @@ INT63 = (1 << 63) - 1
 
 
 def build_space(study: Study) -> Space:
-    decl = study.space if "blocks" in study.space else {"space": study.space["name"],
-                                                         "params": study.space.get("params", {})}
-    return space_from_dict(decl, where=f"{study.source} [space]")
+    return space_from_dict(space_declaration(study.space), where=f"{study.source} [space]")
 
 
 def run_seed(study_seed: int, searcher_index: int, repeat: int) -> np.random.SeedSequence:
@@ -306,8 +304,7 @@ def build_record(study: Study, space: Space, run: _Run, prop: Any, result: EvalR
 
 
 def _space_decl(study: Study) -> dict[str, Any]:
-    return study.space if "blocks" in study.space else {"space": study.space["name"],
-                                                         "params": study.space.get("params", {})}
+    return space_declaration(study.space)
 
 
 def _params(study: Study, run: _Run) -> dict[str, Any]:

@@ -153,6 +153,20 @@ def _component(obj: Any, where: str, section: str, registry: Any, keys: set[str]
                      obj.get("evaluations"))
 
 
+def space_declaration(space: Mapping[str, Any]) -> dict[str, Any]:
+    """The declaration :func:`~nasatlas.spaces.declaration.space_from_dict` reads from a study's
+    ``[space]`` table: the table itself when it embeds ``blocks``, else its registered name and params."""
+    if "blocks" in space:
+        return dict(space)
+    return {"space": space.get("name"), "params": space.get("params", {})}
+
+
+def study_space(study: Mapping[str, Any]) -> Any:
+    """The space of a resolved study table (``study.resolved.json``), as report sections need it."""
+    from nasatlas.spaces.declaration import space_from_dict
+    return space_from_dict(space_declaration(study.get("space", {})))
+
+
 def parse_study(raw: Mapping[str, Any], *, where: str = "<study>", profile: str | None = None,
                 variables: Mapping[str, str] | None = None) -> Study:
     """Validate a study table (as read from TOML) and return a :class:`Study`."""
