@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .predictors import top_k_inclusion
+
 __all__ = ["precision_at_k", "sparse_kendall_tau", "rank_statistics", "bootstrap_ci", "ranking_table",
            "optimization_gap_section"]
 
@@ -48,25 +50,17 @@ def _check_pair(a: Any, b: Any, what: str = "scores") -> tuple[np.ndarray, np.nd
     return x, y
 
 
-def _top_k_inclusion(values: np.ndarray, k: int) -> np.ndarray:
-    """Probability that each item is among the ``k`` largest when ties at the boundary are broken
-    uniformly at random."""
-    kth = np.sort(values)[::-1][k - 1]
-    above = values > kth
-    tied = values == kth
-    p = above.astype(float)
-    p[tied] = (k - above.sum()) / tied.sum()
-    return p
-
-
 def precision_at_k(truth: Any, score: Any, k: int) -> float:
     """Expected share of the ``k`` best architectures by ``truth`` among the ``k`` best by ``score``
     (higher is better for both), ties at either boundary broken uniformly at random and independently
-    — exact in expectation, independent of row order (accuracies on a small validation set tie often)."""
+    — exact in expectation, independent of row order (accuracies on a small validation set tie often).
+    Unlike :func:`nasatlas.studies.predictors.precision_at_k`, which counts every architecture tied at the
+    K-th true value as "true top", ties in the truth here are broken at random too: both scores are noisy
+    accuracies."""
     t, s = _check_pair(truth, score, "precision@K")
     if not 1 <= k <= len(t):
         raise ValueError(f"precision@K: k={k} must be between 1 and the number of architectures {len(t)}")
-    return float((_top_k_inclusion(t, k) * _top_k_inclusion(s, k)).sum() / k)
+    return float((top_k_inclusion(t, k) * top_k_inclusion(s, k)).sum() / k)
 
 
 def sparse_kendall_tau(truth: Any, score: Any, decimals: int = 1) -> float:

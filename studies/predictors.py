@@ -64,7 +64,7 @@ from nasatlas.evaluators.predictor_eval import (
     save_predictor,
 )
 
-__all__ = ["kendall_tau", "spearman", "precision_at_k", "top_k_size", "nb201_params", "arch_params",
+__all__ = ["kendall_tau", "spearman", "precision_at_k", "top_k_inclusion", "top_k_size", "nb201_params", "arch_params",
            "arch_targets", "proxy_scores", "predictor_curves", "summarise_curves",
            "params_correlation", "fit_and_save", "plot_curves", "predictors_section", "REFERENCES"]
 
@@ -110,7 +110,7 @@ def spearman(y_true: Any, y_pred: Any) -> float:
         return float(spearmanr(a, b).statistic)
 
 
-def _inclusion(scores: np.ndarray, k: int) -> np.ndarray:
+def top_k_inclusion(scores: np.ndarray, k: int) -> np.ndarray:
     """Probability that each item is among the k largest, under a uniformly random order of ties."""
     kth = np.sort(scores)[::-1][k - 1]
     above = scores > kth
@@ -128,7 +128,7 @@ def precision_at_k(y_true: Any, y_pred: Any, k: int) -> float:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= a.size:
         raise ValueError(f"precision@K: K={k!r} must be an integer between 1 and the {a.size} architectures ranked")
     true_top = a >= np.sort(a)[::-1][int(k) - 1]
-    return float(np.dot(true_top, _inclusion(b, int(k))) / k)
+    return float(np.dot(true_top, top_k_inclusion(b, int(k))) / k)
 
 
 def top_k_size(n: int, fraction: float) -> int:
