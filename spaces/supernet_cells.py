@@ -26,7 +26,7 @@ from torch import nn
 
 from .cell import CellDAG
 from .derive import argmax_per_row, darts_top_k_edges, edge_index
-from .nets.nb201_net import NB201ResidualReduction
+from .nets.nb201_net import nb201_stages
 from .ops import FactorizedReduce, ReLUConvBN, make_op
 from .primitives import EdgeDAG
 from .space import Space
@@ -95,14 +95,7 @@ class NB201Supernet(Supernet):
         self.config = c
         C, N = int(c["C"]), int(c["N"])
         self.stem = nn.Sequential(nn.Conv2d(int(c["input"][0]), C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
-        layers: list[nn.Module] = []
-        C_prev = C
-        for stage in range(3):
-            C_curr = C * 2 ** stage
-            if stage > 0:
-                layers.append(NB201ResidualReduction(C_prev, C_curr))
-            layers.extend(_NB201SearchCell(self.cell.nodes, self.cell.ops, C_curr) for _ in range(N))
-            C_prev = C_curr
+        layers, C_prev = nb201_stages(C, N, lambda ch: _NB201SearchCell(self.cell.nodes, self.cell.ops, ch))
         self.cells = nn.ModuleList(layers)
         self.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU(inplace=False))
         self.classifier = nn.Linear(C_prev, int(c["num_classes"]))

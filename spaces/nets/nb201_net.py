@@ -28,7 +28,7 @@ Cost relation to the NAS-Bench-201 cost table (``nb201_cost_cifar10_subset.parqu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from nasatlas.spaces.ops import ReLUConvBN, make_op
@@ -40,6 +40,7 @@ __all__ = [
     "NB201Cell",
     "NB201Network",
     "NB201ResidualReduction",
+    "nb201_stages",
     "nb201_string",
     "parse_nb201_string",
 ]
@@ -158,6 +159,21 @@ class NB201ResidualReduction(nn.Module):
         return self.downsample(x) + self.conv_b(self.conv_a(x))
 
 
+def nb201_stages(C: int, N: int, make_cell: Callable[[int], nn.Module]) -> tuple[list[nn.Module], int]:
+    """The macro skeleton's body (NB201 fig. 1): three stages of ``N`` cells with ``C``, ``2C``, ``4C``
+    channels (``make_cell(channels)``), separated by residual reduction blocks. Returns the layers in
+    order and the last stage's channels; shared by the evaluation network and the supernet."""
+    layers: list[nn.Module] = []
+    C_prev = C
+    for stage in range(3):
+        C_curr = C * 2**stage
+        if stage > 0:
+            layers.append(NB201ResidualReduction(C_prev, C_curr))
+        layers.extend(make_cell(C_curr) for _ in range(N))
+        C_prev = C_curr
+    return layers, C_prev
+
+
 class NB201Network(nn.Module):
     """The NAS-Bench-201 network for one cell (Dong & Yang 2020, fig. 1; reference ``TinyNetwork``).
 
@@ -173,14 +189,7 @@ class NB201Network(nn.Module):
                 raise ValueError(f"{field} must be an int >= 1, got {value!r}")
         self.edges = tuple(edges)
         self.stem = nn.Sequential(nn.Conv2d(3, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
-        layers: list[nn.Module] = []
-        C_prev = C
-        for stage in range(3):
-            C_curr = C * 2**stage
-            if stage > 0:
-                layers.append(NB201ResidualReduction(C_prev, C_curr))
-            layers.extend(NB201Cell(edges, C_curr) for _ in range(N))
-            C_prev = C_curr
+        layers, C_prev = nb201_stages(C, N, lambda c: NB201Cell(edges, c))
         self.cells = nn.Sequential(*layers)
         self.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU(inplace=True))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
