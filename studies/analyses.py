@@ -7,7 +7,7 @@ from typing import Any
 
 from nasatlas.spaces.registry import Registry
 
-__all__ = ["ANALYSES", "run_analyses"]
+__all__ = ["ANALYSES", "run_analyses", "section_params"]
 
 #: name -> ``fn(df, study_dict, run_dir) -> markdown`` (lazy)
 ANALYSES: Registry[Any] = Registry("analysis", {
@@ -29,3 +29,14 @@ ANALYSES: Registry[Any] = Registry("analysis", {
 def run_analyses(names: list[str], df: Any, study: dict[str, Any], run_dir: Any) -> list[str]:
     """Markdown sections of the named analyses, in order."""
     return [ANALYSES.factory(n)(df, study, run_dir) for n in names]
+
+
+def section_params(study: dict[str, Any], name: str, allowed: dict[str, Any]) -> dict[str, Any]:
+    """The ``[analysis.NAME]`` parameters of a resolved study, each key checked against ``allowed``
+    (key -> type or tuple of types); a wrong key or type is a ValueError listing what is allowed."""
+    params = dict(study.get("analysis", {}).get(name, {}))
+    for k, v in params.items():
+        if k not in allowed or not isinstance(v, allowed[k]):
+            raise ValueError(f"[analysis.{name}] {k} = {v!r}: allowed keys and types: "
+                             f"{ {n: t.__name__ for n, t in allowed.items()} }")
+    return params

@@ -587,12 +587,9 @@ def density_section(df: pd.DataFrame, study: dict[str, Any], run_dir: str | Path
     """
     from nasatlas.spaces.declaration import load_space
 
+    from .analyses import section_params
     from .studyfile import study_space
-    params = dict(study.get("analysis", {}).get("density", {}))
-    for k, v in params.items():
-        if k not in _SECTION_PARAMS or not isinstance(v, _SECTION_PARAMS[k]):
-            raise ValueError(f"[analysis.density] {k} = {v!r}: allowed keys and types: "
-                             f"{ {n: t.__name__ for n, t in _SECTION_PARAMS.items()} }")
+    params = section_params(study, "density", _SECTION_PARAMS)
     own = study_space(study)
     listed = [load_space(str(n)) for n in params.get("spaces", [])] or [own]
     seed = int(params.get("seed", study.get("study", {}).get("seed", 0)))

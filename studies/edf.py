@@ -439,11 +439,8 @@ def edf_section(df: pd.DataFrame, study: dict[str, Any], run_dir: str | Path) ->
     (default: ``"error"`` for ``mode = "min"``, else ``"auto"``).
     """
     st = study.get("study", {})
-    params = dict(study.get("analysis", {}).get("edf", {}))
-    for k, v in params.items():
-        if k not in _SECTION_PARAMS or not isinstance(v, _SECTION_PARAMS[k]):
-            raise ValueError(f"[analysis.edf] {k} = {v!r}: allowed keys and types: "
-                             f"{ {n: t.__name__ for n, t in _SECTION_PARAMS.items()} }")
+    from .analyses import section_params
+    params = section_params(study, "edf", _SECTION_PARAMS)
     objective = st.get("objective")
     if not objective:
         raise ValueError("the edf analysis needs [study] objective (the metric whose error EDF is drawn)")

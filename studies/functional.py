@@ -365,12 +365,9 @@ def functional_section(df: pd.DataFrame, study: dict[str, Any], run_dir: Any = N
     ``functional_cka.png`` in the run directory. ``[analysis.functional]``: ``pairs`` (4), ``seeds`` (3),
     ``epochs`` (the calibrated protocol's), ``probe`` (512), ``seed`` (the study's), ``device``
     (``cpu``)."""
+    from .analyses import section_params
     from .studyfile import study_space
-    params = dict(study.get("analysis", {}).get("functional", {}))
-    for k, v in params.items():
-        if k not in _SECTION_PARAMS or not isinstance(v, _SECTION_PARAMS[k]):
-            raise ValueError(f"[analysis.functional] {k} = {v!r}: allowed keys and types: "
-                             f"{ {n: t.__name__ for n, t in _SECTION_PARAMS.items()} }")
+    params = section_params(study, "functional", _SECTION_PARAMS)
     space = study_space(study)
     params.setdefault("seed", int(study.get("study", {}).get("seed", 0)))
     out, table = measure(space, **params)

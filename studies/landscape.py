@@ -568,12 +568,9 @@ def landscape_section(df: pd.DataFrame, study: dict[str, Any], run_dir: Any = No
     to the best, random-walk ρ(k) on the largest connected part of the evaluated neighbour graph, and the
     correlation by distance. ``[analysis.landscape]``: ``walks`` (20; 0: none), ``walk_length`` (1000),
     ``max_lag`` (10), ``seed`` (the study's) and ``distance`` (``edit`` or ``hamming``)."""
+    from .analyses import section_params
     from .studyfile import study_space
-    params = dict(study.get("analysis", {}).get("landscape", {}))
-    for k, v in params.items():
-        if k not in _SECTION_PARAMS or not isinstance(v, _SECTION_PARAMS[k]):
-            raise ValueError(f"[analysis.landscape] {k} = {v!r}: allowed keys and types: "
-                             f"{ {n: t.__name__ for n, t in _SECTION_PARAMS.items()} }")
+    params = section_params(study, "landscape", _SECTION_PARAMS)
     st = study.get("study", {})
     objective = st.get("objective")
     if not objective:
